@@ -1,0 +1,104 @@
+"""dimsekit's public API for plugins: import from here and nowhere else.
+
+A plugin is a module (or object) with hook implementations, declared in
+its distribution's ``pyproject.toml``::
+
+    [project.entry-points.dimsekit]
+    echo = "dimsekit_echo"
+
+and implements hooks from :mod:`dimsekit.hookspecs` with :data:`hookimpl`::
+
+    @hookimpl
+    def dimsekit_commands(host):
+        return [echo_command]
+
+What a command gets from the host:
+
+- option groups: :func:`general_options`, :func:`logging_options`,
+  :func:`association_options` (network, AE titles, transfer syntaxes, TLS),
+  :func:`key_options`; :class:`DimsekitCommand` groups ``--help`` by heading,
+  :func:`option` adds an option under a heading of the plugin's choosing;
+- :func:`open_association`: the association, with one clear
+  :class:`AssociationError` (exit 3) for every way of not getting one;
+- :func:`parse_keys` / :func:`apply_keys` / :func:`build_identifier`: the
+  whole ``-k`` grammar;
+- :class:`ExitCode` and the exceptions that carry it (:class:`UsageError`,
+  :class:`AssociationError`, :class:`IncompleteError`, :class:`PeerFailure`):
+  raise them; the host prints one line and exits with the code;
+- records for contributions: :class:`InformationModel`,
+  :class:`ExtendedNegotiationFlag`, :class:`Writer`;
+- :func:`describe_status` / :func:`status_category`: DIMSE statuses in words;
+- :func:`get_logger` for a logger that follows ``-q/-v/-d/-ll/-lc``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pluggy
+
+from dimsekit.association import open_association, presentation_contexts, transfer_syntax_name
+from dimsekit.errors import (
+    AssociationError,
+    DimsekitError,
+    ExitCode,
+    IncompleteError,
+    PeerFailure,
+    UsageError,
+)
+from dimsekit.host import Host
+from dimsekit.keys import KeyOverride, apply_keys, build_identifier, parse_key, parse_keys
+from dimsekit.logs import LOGGER_NAME
+from dimsekit.options import (
+    AssociationSettings,
+    DimsekitCommand,
+    association_options,
+    general_options,
+    key_options,
+    logging_options,
+    option,
+)
+from dimsekit.records import ExtendedNegotiationFlag, InformationModel, Writer
+from dimsekit.status import category as status_category
+from dimsekit.status import describe_status
+
+#: marks hook implementations: ``@hookimpl def dimsekit_commands(host): ...``
+hookimpl = pluggy.HookimplMarker("dimsekit")
+
+
+def get_logger(plugin: str) -> logging.Logger:
+    """The logger a plugin should use: ``dimsekit.<plugin>``."""
+    return logging.getLogger(f"{LOGGER_NAME}.{plugin}")
+
+
+__all__ = [
+    "AssociationError",
+    "AssociationSettings",
+    "DimsekitCommand",
+    "DimsekitError",
+    "ExitCode",
+    "ExtendedNegotiationFlag",
+    "Host",
+    "IncompleteError",
+    "InformationModel",
+    "KeyOverride",
+    "PeerFailure",
+    "UsageError",
+    "Writer",
+    "apply_keys",
+    "association_options",
+    "build_identifier",
+    "describe_status",
+    "general_options",
+    "get_logger",
+    "hookimpl",
+    "key_options",
+    "logging_options",
+    "open_association",
+    "option",
+    "parse_key",
+    "parse_keys",
+    "presentation_contexts",
+    "status_category",
+    "transfer_syntax_name",
+]

@@ -1,0 +1,205 @@
+"""The association every command uses: a context manager over pynetdicom.
+
+    with open_association(settings, [sop_class_uid], ext_neg=items) as assoc:
+        ...  # assoc is a pynetdicom Association, established
+
+Every way of not getting an association raises
+:class:`~dimsekit.errors.AssociationError` (exit 3) with one line saying why:
+name not resolved, connection refused or timed out, rejected (result, source,
+reason), no presentation context accepted, no answer within the ACSE
+timeout.  On leaving the block the association is released, or aborted with
+``--abort`` (or when the block raises).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+from dimsekit.errors import AssociationError
+from dimsekit.logs import LOGGER_NAME
+from dimsekit.options import AssociationSettings
+
+log = logging.getLogger(LOGGER_NAME + ".association")
+
+TS_NAMES = {
+    "1.2.840.10008.1.2": "Little Endian Implicit",
+    "1.2.840.10008.1.2.1": "Little Endian Explicit",
+    "1.2.840.10008.1.2.2": "Big Endian Explicit",
+    "1.2.840.10008.1.2.1.99": "Deflated Explicit Little Endian",
+}
+
+
+def transfer_syntax_name(uid: str) -> str:
+    """DCMTK's name for an uncompressed transfer syntax (the UID otherwise)."""
+    return TS_NAMES.get(uid, uid)
+
+
+@dataclass
+class _Observed:
+    """What the association's event handlers saw during negotiation."""
+
+    connected: bool = False
+    accepted: bool = False
+    rejection: Any = None
+    connect_errors: list[str] = field(default_factory=list)
+
+
+class _ConnectErrorCapture(logging.Handler):
+    """pynetdicom only logs why a TCP connect failed; keep that text."""
+
+    def __init__(self, observed: _Observed):
+        super().__init__(logging.ERROR)
+        self.observed = observed
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if msg.startswith("TCP Initialisation Error:"):
+            self.observed.connect_errors.append(msg.split(":", 1)[1].strip())
+
+
+def _on_conn_open(event: Any, observed: _Observed) -> None:
+    observed.connected = True
+    # pynetdicom never sets TCP_NODELAY: without it every small PDU waits
+    # for the peer's delayed ACK (~40 ms a query)
+    sock = event.assoc.dul.socket.socket
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _on_acse_recv(event: Any, observed: _Observed) -> None:
+    primitive = event.primitive
+    result = getattr(primitive, "result", None)
+    if result == 0x00:
+        observed.accepted = True
+    elif result in (0x01, 0x02):
+        observed.rejection = primitive
+
+
+def presentation_contexts(abstract_syntaxes: Iterable[str], transfer_syntaxes: Iterable[str]):
+    """One pynetdicom presentation context per abstract syntax."""
+    from pynetdicom import build_context
+
+    ts = list(transfer_syntaxes)
+    return [build_context(uid, ts) for uid in abstract_syntaxes]
+
+
+def _uid_name(uid: str) -> str:
+    from pydicom.uid import UID
+
+    name = UID(uid).name
+    return name if name != uid else uid
+
+
+def _log_negotiation(assoc: Any) -> None:
+    if not log.isEnabledFor(logging.INFO):
+        return
+    for cx in assoc.accepted_contexts:
+        log.info("accepted: %s with %s", _uid_name(cx.abstract_syntax),
+                 transfer_syntax_name(cx.transfer_syntax[0]))
+    for cx in assoc.rejected_contexts:
+        log.info("rejected: %s", _uid_name(cx.abstract_syntax))
+    for uid, info in assoc.acceptor.sop_class_extended.items():
+        log.info("extended negotiation accepted for %s: %s", _uid_name(uid),
+                 " ".join(f"{b:02x}" for b in info))
+
+
+def _failure(settings: AssociationSettings, assoc: Any, observed: _Observed) -> str:
+    where = f"{settings.peer}:{settings.port}"
+    if observed.rejection is not None:
+        rj = observed.rejection
+        return (f"association rejected by {where}: {rj.result_str} "
+                f"(source: {rj.source_str}, reason: {rj.reason_str})")
+    if not observed.connected:
+        reason = observed.connect_errors[-1] if observed.connect_errors else "no connection"
+        return f"cannot connect to {where}: {reason}"
+    if observed.accepted and not assoc.accepted_contexts:
+        wanted = ", ".join(_uid_name(cx.abstract_syntax) for cx in assoc.rejected_contexts)
+        return f"no presentation context accepted by {where} (proposed: {wanted})"
+    if assoc.is_aborted:
+        return f"association aborted by {where} during negotiation"
+    return (f"no answer to the association request from {where} within "
+            f"{settings.acse_timeout} s (ACSE timeout)")
+
+
+def _configure_pynetdicom() -> None:
+    from pynetdicom import _config
+
+    # pynetdicom formats every response identifier for its log even when
+    # nothing is logged; only do that work when it will be shown
+    _config.LOG_RESPONSE_IDENTIFIERS = log.isEnabledFor(logging.DEBUG)
+    _config.LOG_REQUEST_IDENTIFIERS = log.isEnabledFor(logging.INFO)
+
+
+@contextlib.contextmanager
+def open_association(
+    settings: AssociationSettings,
+    abstract_syntaxes: Iterable[str],
+    *,
+    ext_neg: Iterable[Any] = (),
+    evt_handlers: Iterable[tuple] = (),
+) -> Iterator[Any]:
+    """Request an association and yield it once established.
+
+    ``abstract_syntaxes`` are SOP class UIDs, each proposed with the
+    transfer syntaxes of ``settings``.  ``ext_neg`` are pynetdicom
+    negotiation items (e.g. ``SOPClassExtendedNegotiation``);
+    ``evt_handlers`` extra ``(event, handler[, args])`` bindings.
+    """
+    from pynetdicom import AE, evt
+
+    _configure_pynetdicom()
+    ae = AE(ae_title=settings.calling_aet)
+    ae.connection_timeout = settings.connect_timeout
+    ae.acse_timeout = settings.acse_timeout
+    ae.dimse_timeout = settings.dimse_timeout
+    ae.network_timeout = settings.network_timeout
+    contexts = presentation_contexts(abstract_syntaxes, settings.transfer_syntaxes)
+
+    observed = _Observed()
+    handlers = [
+        (evt.EVT_CONN_OPEN, _on_conn_open, [observed]),
+        (evt.EVT_ACSE_RECV, _on_acse_recv, [observed]),
+        *evt_handlers,
+    ]
+    capture = _ConnectErrorCapture(observed)
+    transport_log = logging.getLogger("pynetdicom.transport")
+    transport_log.addHandler(capture)
+    log.info("Requesting Association with %s:%s (%s -> %s)", settings.peer,
+             settings.port, settings.calling_aet, settings.called_aet)
+    try:
+        assoc = ae.associate(
+            settings.peer,
+            settings.port,
+            contexts=contexts,
+            ae_title=settings.called_aet,
+            max_pdu=settings.max_pdu,
+            ext_neg=list(ext_neg) or None,
+            tls_args=settings.tls,
+            evt_handlers=handlers,
+        )
+    except socket.gaierror as exc:
+        raise AssociationError(
+            f"cannot resolve peer {settings.peer!r}: {exc.strerror or exc}"
+        ) from None
+    finally:
+        transport_log.removeHandler(capture)
+
+    if not assoc.is_established:
+        raise AssociationError(_failure(settings, assoc, observed))
+    _log_negotiation(assoc)
+    ok = False
+    try:
+        yield assoc
+        ok = True
+    finally:
+        if assoc.is_established:
+            if settings.abort or not ok:
+                log.info("Aborting Association")
+                assoc.abort()
+            else:
+                log.info("Releasing Association")
+                assoc.release()

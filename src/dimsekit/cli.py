@@ -1,0 +1,129 @@
+"""The ``dimsekit`` command line, built from a plugin manager.
+
+Nothing is registered as an import side effect: :func:`build_cli` makes a
+click group from a :class:`~dimsekit.host.Host`, so a test can hand it a
+fresh manager holding a plugin of its own.  :func:`main` is the console
+script: argv pre-processing, plugin loading, exit codes, one-line errors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Sequence
+
+import click
+
+from dimsekit import __version__, argv as argv_mod
+from dimsekit.errors import DimsekitError, ExitCode
+from dimsekit.host import Host, PluginError
+from dimsekit.logs import current_level
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class _LazyGroup(click.Group):
+    """A group whose commands come from the host, asked only when needed."""
+
+    def __init__(self, *args, host: Host, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.host = host
+        self._plugin_commands: dict[str, click.Command] | None = None
+
+    def _from_plugins(self) -> dict[str, click.Command]:
+        if self._plugin_commands is None:
+            self._plugin_commands = self.host.commands()
+        return self._plugin_commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self._from_plugins()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return self.commands.get(name) or self._from_plugins().get(name)
+
+
+def _plugins_command(host: Host) -> click.Command:
+    @click.command("plugins", context_settings=CONTEXT_SETTINGS)
+    @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+    def plugins(as_json: bool) -> None:
+        """List the installed plugins: name, version, hooks, status."""
+        rows = [info.as_dict() for info in host.plugins.values()]
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return
+        for row in rows:
+            version = row["version"] or "-"
+            click.echo(f"{row['name']} {version} [{row['status']}]")
+            click.echo(f"    hooks: {', '.join(row['hooks']) or '-'}")
+
+    return plugins
+
+
+def build_cli(host: Host | None = None) -> click.Group:
+    """The ``dimsekit`` group for ``host`` (default: entry points loaded)."""
+    if host is None:
+        host = Host()
+        host.load_entry_points()
+
+    group = _LazyGroup(
+        name="dimsekit",
+        host=host,
+        context_settings=CONTEXT_SETTINGS,
+        help="DICOM network clients (SCUs). Commands come from plugins; "
+             "`dimsekit plugins` lists them.",
+    )
+    group = click.version_option(__version__, "--version", prog_name="dimsekit",
+                                 message="%(prog)s %(version)s")(group)
+    group.add_command(_plugins_command(host))
+    return group
+
+
+def _wants_debug(args: Sequence[str]) -> bool:
+    if "-d" in args or "--debug" in args:
+        return True
+    return current_level() <= logging.DEBUG
+
+
+def _error(message: str, args: Sequence[str]) -> None:
+    if "-q" in args or "--quiet" in args:
+        return
+    print(f"E: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None, prog_name: str = "dimsekit") -> None:
+    """Console entry point: run the CLI and exit with the documented code."""
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args: list[str] = raw
+    try:
+        args = argv_mod.expand(raw)
+        if "--arguments" in args:
+            argv_mod.print_arguments(prog_name, args)
+        cli = build_cli()
+        rv = cli.main(args=args, prog_name=prog_name, standalone_mode=False)
+    except click.exceptions.Exit as exc:  # --help, --version
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(ExitCode.USAGE)
+    except click.Abort:
+        _error("interrupted", args)
+        sys.exit(ExitCode.INCOMPLETE)
+    except DimsekitError as exc:
+        if _wants_debug(args):
+            import traceback
+
+            traceback.print_exc()
+        _error(exc.message, args)
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): not our error
+        sys.stderr.close()
+        sys.exit(ExitCode.OK)
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, traceback with -d
+        if _wants_debug(args):
+            raise
+        _error(f"internal error: {type(exc).__name__}: {exc} (run with -d for details)",
+               args)
+        sys.exit(70)
+    sys.exit(int(rv or 0))

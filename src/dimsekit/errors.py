@@ -1,0 +1,59 @@
+"""Exit codes and the exceptions that carry them to the command line."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """The exit-status contract of every dimsekit command (DESIGN.md)."""
+
+    OK = 0
+    #: the peer answered a request with a failure or unknown status
+    PEER_FAILURE = 1
+    #: bad option, bad -k, unreadable/invalid input file, unwritable output
+    USAGE = 2
+    #: no association: refused, unreachable, timed out, rejected, no context
+    NO_ASSOCIATION = 3
+    #: association aborted or DIMSE/network timeout mid-request
+    INCOMPLETE = 4
+
+
+class DimsekitError(Exception):
+    """An error a user can cause: one line on stderr and an exit code.
+
+    Raise it (or a subclass) from a command; the host prints ``E: message``
+    and exits with ``exit_code``.  Tracebacks are shown only with ``-d``.
+    """
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+    def __init__(self, message: str, exit_code: ExitCode | int | None = None):
+        super().__init__(message)
+        self.message = message
+        if exit_code is not None:
+            self.exit_code = ExitCode(exit_code)
+
+
+class UsageError(DimsekitError):
+    """Bad input detected before any network traffic (exit 2)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class AssociationError(DimsekitError):
+    """No association could be established (exit 3)."""
+
+    exit_code = ExitCode.NO_ASSOCIATION
+
+
+class IncompleteError(DimsekitError):
+    """The association died or timed out mid-request (exit 4)."""
+
+    exit_code = ExitCode.INCOMPLETE
+
+
+class PeerFailure(DimsekitError):
+    """The peer answered with a failure or unknown status (exit 1)."""
+
+    exit_code = ExitCode.PEER_FAILURE

@@ -1,0 +1,1 @@
+"""Plugins that ship with dimsekit, each declared as an entry point."""

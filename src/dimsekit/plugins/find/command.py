@@ -1,0 +1,151 @@
+"""``dimsekit find``: the click command, built from what the host collected.
+
+Models, extended-negotiation flags and output formats are options made
+from hook contributions, so a plugin can add any of them without touching
+this module.  Nothing heavy is imported here: ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from dimsekit.api import (
+    DimsekitCommand,
+    Host,
+    association_options,
+    general_options,
+    key_options,
+    logging_options,
+    option,
+)
+from dimsekit.plugins.find.models import SERVICE
+
+_Q = "query"
+_OUT = "output"
+_FLOW = "flow"
+
+
+class FindCommand(DimsekitCommand):
+    """Keeps positional query files and ``-f FILE`` in command-line order."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["find.query_files"] = _query_files_in_order(self, ctx, args)
+        return super().parse_args(ctx, args)
+
+
+def _query_files_in_order(command: click.Command, ctx: click.Context,
+                          args: list[str]) -> list[str]:
+    """Every query file, ``-f FILE`` and positional, in order of appearance.
+
+    click keeps options and positional arguments apart; this walk over the
+    arguments knows which options take values, so it can tell where each
+    query file stood.
+    """
+    takes: dict[str, int] = {}
+    for param in command.get_params(ctx):
+        if isinstance(param, click.Option):
+            n = 0 if param.is_flag or param.count else param.nargs
+            for name in (*param.opts, *param.secondary_opts):
+                takes[name] = n
+    files: list[str] = []
+    positional = 0  # PEER and PORT come first
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name, eq, attached = arg.partition("=")
+        if arg == "--":
+            files.extend(args[i + 1:][max(0, 2 - positional):])
+            break
+        if name in ("-f", "--file"):
+            if eq:
+                files.append(attached)
+            elif i + 1 < len(args):
+                files.append(args[i + 1])
+                i += 1
+        elif name in takes:
+            i += 0 if eq else takes[name]
+        elif not (arg[:1] in "-+" and len(arg) > 1):  # unknown options: click says
+            positional += 1
+            if positional > 2:
+                files.append(arg)
+        i += 1
+    return files
+
+
+def _model_options(host: Host) -> list[Any]:
+    return [
+        option(*m.flags, "model", group="query information model", flag_value=m.name,
+               help=m.help)
+        for m in host.information_models(SERVICE)
+    ]
+
+
+def _ext_neg_options(host: Host) -> list[Any]:
+    return [
+        option(f"--{f.name}", f"ext_{f.name.replace('-', '_')}",
+               group="extended negotiation", is_flag=True, help=f.help)
+        for f in host.extended_negotiation_flags(SERVICE)
+    ]
+
+
+def build_find_command(host: Host) -> click.Command:
+    """The ``find`` command for the models, flags and writers ``host`` has."""
+    formats = [w.name for w in host.writers(SERVICE)] or ["dump"]
+    decorators = [
+        click.command("find", cls=FindCommand, context_settings={
+            "help_option_names": ["-h", "--help"], "max_content_width": 100}),
+        general_options,
+        logging_options,
+        key_options,
+        option("-f", "--file", "query_file_opts", group=_Q, multiple=True,
+               metavar="FILE", help="use DICOM file FILE as a query (repeatable); "
+               "-k applies on top of it"),
+        option("-L", "--level", group=_Q, metavar="LEVEL",
+               type=click.Choice(["PATIENT", "STUDY", "SERIES", "IMAGE"],
+                                 case_sensitive=False),
+               help="set QueryRetrieveLevel (PATIENT, STUDY, SERIES or IMAGE)"),
+        *_model_options(host),
+        association_options("FINDSCU"),
+        option("--repeat", group=_FLOW, type=click.IntRange(min=1), default=1,
+               metavar="N", help="repeat each query N times"),
+        option("--cancel", group=_FLOW, type=click.IntRange(min=1), metavar="N",
+               help="send C-CANCEL after N pending responses (default: never)"),
+        *_ext_neg_options(host),
+        option("--format", "fmt", group=_OUT, type=click.Choice(formats),
+               default="dump", show_default=True,
+               help="format of the responses on stdout: " + ", ".join(formats)),
+        option("-o", "--output", group=_OUT, metavar="FILE",
+               help="write the formatted responses to FILE instead of stdout"),
+        option("-X", "--extract", "-w", "--write", "extract", group=_OUT, is_flag=True,
+               help="extract responses to files rspNNNN.dcm (pending responses only)"),
+        option("-od", "--output-directory", group=_OUT, metavar="DIR", default=".",
+               show_default=True, help="write extracted files to DIR (created if missing)"),
+        click.argument("peer"),
+        click.argument("port", type=click.IntRange(1, 65535)),
+        click.argument("query_files", nargs=-1, metavar="[QUERY_FILE]..."),
+    ]
+
+    def find(**kwargs: Any) -> int:
+        """C-FIND SCU: query PEER PORT with -k keys and/or query files.
+
+        The information model is -P/-S/-O/-W/-U or, when none is given,
+        inferred from QueryRetrieveLevel (PATIENT: patient root; other:
+        study root; none: modality worklist).  Exit status: 0 success,
+        1 failure status from the peer, 2 usage error, 3 no association,
+        4 association lost or timed out mid-query.
+        """
+        from dimsekit.plugins.find.run import FindRequest, run_find
+
+        ctx = click.get_current_context()
+        request = FindRequest.from_cli(
+            host=host,
+            query_files=ctx.meta.get("find.query_files", []),
+            **kwargs,
+        )
+        return run_find(request)
+
+    for deco in reversed(decorators):
+        find = deco(find)
+    return find

@@ -1,0 +1,288 @@
+"""Running C-FIND: prepare every query before the network, then send them
+on one association and turn the outcome into the documented exit code."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from dimsekit.api import (
+    AssociationError,
+    AssociationSettings,
+    ExitCode,
+    Host,
+    IncompleteError,
+    InformationModel,
+    PeerFailure,
+    UsageError,
+    Writer,
+    apply_keys,
+    describe_status,
+    get_logger,
+    open_association,
+    parse_keys,
+    status_category,
+)
+from dimsekit.plugins.find.extract import Extractor
+from dimsekit.plugins.find.models import SERVICE, application_information, infer_model
+from dimsekit.plugins.find.output import Output
+
+log = get_logger("find")
+
+PENDING = (0xFF00, 0xFF01)
+CANCEL = 0xFE00
+
+
+@dataclass
+class Query:
+    label: str
+    identifier: Any  # pydicom Dataset
+    model: InformationModel
+
+
+@dataclass
+class Response:
+    """What a writer learns about each response besides its identifier."""
+
+    query: int  # 1-based index of the query in the run
+    number: int  # 1-based, per query (DCMTK's "Find Response: N")
+    status: int
+    transfer_syntax: str
+    model: InformationModel
+
+
+@dataclass
+class FindRequest:
+    settings: AssociationSettings
+    queries: list[Query]
+    writer: Writer
+    repeat: int = 1
+    cancel_after: int | None = None
+    ext_neg: dict[str, bytes] = field(default_factory=dict)
+    output: str | None = None
+    extract_dir: str | None = None
+
+    @classmethod
+    def from_cli(cls, *, host: Host, query_files: list[str], peer: str, port: int,
+                 association: AssociationSettings, keys: tuple[str, ...],
+                 level: str | None, model: str | None, repeat: int,
+                 cancel: int | None, fmt: str, output: str | None, extract: bool,
+                 output_directory: str, **rest: Any) -> "FindRequest":
+        """Everything that can be wrong with the command line is found here,
+        before any network traffic (exit 2)."""
+        association.peer, association.port = peer, port
+        overrides = parse_keys(([f"QueryRetrieveLevel={level.upper()}"] if level else [])
+                               + list(keys))
+        models = {m.name: m for m in host.information_models(SERVICE)}
+        if model is not None and model not in models:
+            raise UsageError(f"unknown information model {model!r}")
+
+        sources = [(path, read_query_file(path)) for path in query_files]
+        if not sources:
+            if not overrides:
+                raise UsageError("no query: give -k keys and/or query files")
+            from pydicom import Dataset
+
+            sources = [("-k", Dataset())]
+        queries = []
+        for label, ds in sources:
+            apply_keys(ds, overrides)
+            if not association.new_vr:
+                downgrade_new_vrs(ds)
+            if model is not None:
+                chosen = models[model]
+            else:
+                name, why = infer_model(ds.get("QueryRetrieveLevel"))
+                chosen = models[name]
+                log.info("query %s: %s (%s)", label, chosen.help.replace("use ", ""), why)
+            check_encodable(label, ds)
+            queries.append(Query(label, ds, chosen))
+
+        requested = {k[4:].replace("_", "-") for k, v in rest.items()
+                     if k.startswith("ext_") and v}
+        ext_neg: dict[str, bytes] = {}
+        flags = host.extended_negotiation_flags(SERVICE)
+        for m in {q.model.name: q.model for q in queries}.values():
+            info, skipped = application_information(flags, m.name, requested)
+            for name in skipped:
+                log.warning("--%s does not apply to the %s model; not requested", name,
+                            m.name)
+            if info:
+                ext_neg[m.sop_class_uid] = info
+
+        writers = {w.name: w for w in host.writers(SERVICE)}
+        if fmt not in writers:
+            raise UsageError(f"unknown output format {fmt!r}")
+        return cls(
+            settings=association, queries=queries, writer=writers[fmt], repeat=repeat,
+            cancel_after=cancel, ext_neg=ext_neg, output=output,
+            extract_dir=output_directory if extract else None,
+        )
+
+
+def read_query_file(path: str):
+    """A query file as a dataset (its File Meta dropped); exit 2 if unusable."""
+    from pydicom import dcmread
+    from pydicom.errors import InvalidDicomError
+
+    if not os.path.isfile(path):
+        raise UsageError(f"cannot read query file {path!r}: no such file")
+    try:
+        try:
+            ds = dcmread(path)
+        except InvalidDicomError:
+            ds = dcmread(path, force=True)  # a bare dataset without preamble
+        for elem in ds.iterall():  # parse now, not halfway through the run
+            elem.value  # noqa: B018
+    except Exception as exc:  # noqa: BLE001 - any parse failure is the file's fault
+        raise UsageError(f"cannot read query file {path!r}: {exc}") from None
+    if len(ds) == 0:
+        raise UsageError(f"query file {path!r} holds no DICOM elements")
+    return ds
+
+
+NEW_VRS = {"UN", "UT", "UC", "UR", "OV", "SV", "UV", "OD", "OL"}
+
+
+def downgrade_new_vrs(ds) -> None:
+    """``-u``: send post-1993 VRs as OB (DCMTK's --disable-new-vr)."""
+    for elem in ds.iterall():
+        if elem.VR in NEW_VRS:
+            value = elem.value
+            if isinstance(value, str):
+                value = value.encode("ascii", "replace")
+            elif not isinstance(value, (bytes, bytearray)):
+                value = str(value).encode("ascii", "replace")
+            elem.VR = "OB"
+            elem.value = value
+
+
+def check_encodable(label: str, ds) -> None:
+    from pydicom.filewriter import write_dataset
+    from pydicom.filebase import DicomBytesIO
+
+    fp = DicomBytesIO()
+    fp.is_little_endian, fp.is_implicit_VR = True, False
+    try:
+        write_dataset(fp, ds)
+    except Exception as exc:  # noqa: BLE001
+        raise UsageError(f"query {label}: cannot encode the identifier: {exc}") from None
+
+
+def _status_table(model: InformationModel) -> dict:
+    from pynetdicom import status
+
+    if model.name == "worklist":
+        return status.MODALITY_WORKLIST_SERVICE_CLASS_STATUS
+    return status.QR_FIND_SERVICE_CLASS_STATUS
+
+
+class _Runner:
+    def __init__(self, request: FindRequest, assoc: Any, writer: Any,
+                 extractor: Extractor | None):
+        self.request = request
+        self.assoc = assoc
+        self.writer = writer
+        self.extractor = extractor
+        self.failures: list[str] = []
+        self.msg_id = 0
+
+    def context_for(self, model: InformationModel):
+        for cx in self.assoc.accepted_contexts:
+            if cx.abstract_syntax == model.sop_class_uid:
+                return cx
+        raise AssociationError(
+            f"the peer accepted no presentation context for {model.name} "
+            f"({model.sop_class_uid})"
+        )
+
+    def run(self) -> None:
+        for index, query in enumerate(self.request.queries, 1):
+            for _ in range(self.request.repeat):
+                self.one(index, query)
+
+    def one(self, index: int, query: Query) -> None:
+        cx = self.context_for(query.model)
+        self.msg_id = self.msg_id % 65535 + 1
+        cancel_after = self.request.cancel_after
+        pending = 0
+        cancelled = False
+        last = time.monotonic()
+        log.info("Sending Find Request: MsgID %d (%s)", self.msg_id, query.label)
+        responses = self.assoc.send_c_find(query.identifier, query.model.sop_class_uid,
+                                           msg_id=self.msg_id)
+        for status, identifier in responses:
+            if not status or "Status" not in status:
+                raise IncompleteError(self._lost(query, pending, last))
+            code = int(status.Status)
+            last = time.monotonic()
+            if code in PENDING:
+                pending += 1
+                if cancelled or identifier is None:
+                    continue
+                info = Response(index, pending, code, cx.transfer_syntax[0], query.model)
+                self.writer.write(identifier, info)
+                if self.extractor is not None:
+                    self.extractor.write(identifier, query.model.sop_class_uid)
+                if cancel_after and pending >= cancel_after:
+                    log.info("Sending Cancel Request: MsgID %d", self.msg_id)
+                    self.assoc.send_c_cancel(self.msg_id, cx.context_id)
+                    cancelled = True
+                continue
+            self._final(query, code, pending, cancelled)
+            return
+        raise IncompleteError(self._lost(query, pending, last))
+
+    def _final(self, query: Query, code: int, pending: int, cancelled: bool) -> None:
+        text = describe_status(code, _status_table(query.model))
+        category = status_category(code)
+        log.info("Received Final Find Response: %s after %d pending", text, pending)
+        if category == "Success" or (code == CANCEL and cancelled):
+            return
+        if category == "Warning":
+            log.warning("query %s: peer answered %s", query.label, text)
+            return
+        self.failures.append(f"query {query.label}: peer answered {text}")
+
+    def _lost(self, query: Query, pending: int, last: float) -> str:
+        timeout = self.request.settings.dimse_timeout
+        got = f"after {pending} response{'s' * (pending != 1)}"
+        if timeout and time.monotonic() - last >= timeout * 0.9:
+            return (f"query {query.label}: no response within the DIMSE timeout "
+                    f"({timeout:g} s) {got}; results may be incomplete")
+        return (f"query {query.label}: association aborted {got}; "
+                f"results may be incomplete")
+
+
+def run_find(request: FindRequest) -> int:
+    """Send every query; return the exit code (or raise a DimsekitError)."""
+    from pynetdicom.pdu_primitives import SOPClassExtendedNegotiation
+
+    items = []
+    for uid, info in request.ext_neg.items():
+        item = SOPClassExtendedNegotiation()
+        item.sop_class_uid = uid
+        item.service_class_application_information = info
+        items.append(item)
+    uids = list(dict.fromkeys(q.model.sop_class_uid for q in request.queries))
+
+    extractor = None
+    if request.extract_dir is not None:
+        extractor = Extractor(request.extract_dir, uids[0])
+    out = Output(request.output)
+    writer = request.writer.factory(out.stream, {})
+    writer.begin()
+    try:
+        with open_association(request.settings, uids, ext_neg=items) as assoc:
+            runner = _Runner(request, assoc, writer, extractor)
+            runner.run()
+    finally:
+        writer.end()
+        out.close()
+    for failure in runner.failures[:-1]:
+        log.error(failure)
+    if runner.failures:
+        raise PeerFailure(runner.failures[-1])
+    return ExitCode.OK

@@ -1,0 +1,90 @@
+"""Small typed records that plugins contribute through the hooks.
+
+Hooks return these instead of mutating host state (conda's habit), so the
+host can validate, list and de-duplicate contributions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+
+@dataclass(frozen=True)
+class InformationModel:
+    """A query/retrieve information model a command can select.
+
+    ``service`` says which command family uses it (``"find"``, ``"move"``,
+    ...), so a move plugin contributes its own models without the host
+    knowing about either.  ``flags`` are the option spellings that select the
+    model (``("-P", "--patient")``).
+    """
+
+    name: str
+    sop_class_uid: str
+    service: str
+    flags: tuple[str, ...]
+    help: str
+    #: used when several models of one service are selected by inference
+    levels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExtendedNegotiationFlag:
+    """One byte of SOP Class Extended Negotiation (PS3.7 D.3.3.5).
+
+    The command that owns the flag's ``service`` adds an option ``--NAME``;
+    when given, byte ``byte_index`` of the service-class application
+    information for the selected model is set to 1.  ``models`` names the
+    information models the flag applies to (empty: all of the service).
+    """
+
+    name: str
+    service: str
+    byte_index: int
+    help: str
+    models: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Writer:
+    """An output format: ``--format NAME``.
+
+    ``factory(stream, options)`` returns an object with ``begin()``,
+    ``write(dataset, context)`` and ``end()``; ``stream`` is a binary file
+    object.  ``service`` tells which command family writes with it.
+    """
+
+    name: str
+    service: str
+    factory: Callable[..., Any]
+    help: str
+
+
+@dataclass
+class PluginInfo:
+    """What ``dimsekit plugins`` reports about one plugin."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    status: str  # "loaded" or "failed: <error>"
+    hooks: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "status": self.status,
+            "hooks": list(self.hooks),
+        }
+
+
+def flatten(results: Iterable[Iterable[Any] | None]) -> list[Any]:
+    """Flatten pluggy's list of per-plugin results (each an iterable or None)."""
+    out: list[Any] = []
+    for res in results:
+        if res:
+            out.extend(res)
+    return out
