@@ -85,9 +85,17 @@ class Host:
         wanted: set[str] | None = None
         if LOAD_ENV in env:
             wanted = {n.strip() for n in env[LOAD_ENV].split(",") if n.strip()}
-        for ep in entry_points(group=PROJECT):
+        def dist_name_of(ep) -> str | None:
             dist = getattr(ep, "dist", None)
-            dist_name = dist.name if dist is not None else None
+            return dist.name if dist is not None else None
+
+        # built-ins first, then third parties by name: a stable order for
+        # hook results and for messages naming two plugins
+        eps = sorted(entry_points(group=PROJECT),
+                     key=lambda ep: (dist_name_of(ep) != PROJECT, ep.name))
+        for ep in eps:
+            dist = getattr(ep, "dist", None)
+            dist_name = dist_name_of(ep)
             builtin = dist_name == PROJECT
             if wanted is not None and not builtin and ep.name not in wanted:
                 continue
@@ -113,7 +121,7 @@ class Host:
         """
         out: list[tuple[str, Any]] = []
         caller = getattr(self.pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):  # registration order
+        for impl in caller.get_hookimpls():  # registration order
             name = impl.plugin_name
             try:
                 args = {a: kwargs[a] for a in impl.argnames}

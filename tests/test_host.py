@@ -1,0 +1,219 @@
+"""The host: CLI assembly from a plugin manager, plugin loading and isolation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import click
+import pluggy
+import pytest
+from click.testing import CliRunner
+
+from conftest import run_dimsekit
+from dimsekit.api import InformationModel, hookimpl
+from dimsekit.cli import build_cli
+from dimsekit.host import Host, PluginError
+
+
+class HelloPlugin:
+    @hookimpl
+    def dimsekit_commands(self, host):
+        @click.command("hello")
+        @click.argument("who")
+        def hello(who):
+            """Say hello."""
+            click.echo(f"hello {who}")
+
+        return [hello]
+
+
+def fresh_host(*plugins):
+    host = Host(pluggy.PluginManager("dimsekit"))
+    for i, plugin in enumerate(plugins):
+        host.register(plugin, f"p{i}")
+    return host
+
+
+def test_a_plugin_on_a_fresh_manager_adds_its_command():
+    cli = build_cli(fresh_host(HelloPlugin()))
+    result = CliRunner().invoke(cli, ["hello", "world"])
+    assert result.exit_code == 0
+    assert result.output == "hello world\n"
+    assert "find" not in CliRunner().invoke(cli, ["--help"]).output
+
+
+def test_two_plugins_with_one_command_name_is_an_error_naming_both():
+    host = Host(pluggy.PluginManager("dimsekit"))
+    host.register(HelloPlugin(), "first")
+    host.register(HelloPlugin(), "second")
+    with pytest.raises(PluginError, match="'first' and plugin 'second'"):
+        host.commands()
+
+
+def test_a_plugin_may_not_shadow_a_host_command():
+    class Shadow:
+        @hookimpl
+        def dimsekit_commands(self, host):
+            return [click.Command("plugins")]
+
+    with pytest.raises(PluginError, match="dimsekit's own"):
+        fresh_host(Shadow()).commands()
+
+
+def test_misspelt_hook_is_reported_and_skipped(capsys):
+    class Typo:
+        @hookimpl
+        def dimsekit_comands(self, host):  # sic
+            return []
+
+    host = Host(pluggy.PluginManager("dimsekit"))
+    assert host.register(Typo(), "typo") is False
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "typo" in err and "dimsekit_comands" in err
+    assert host.plugins["typo"].status.startswith("failed")
+
+
+def test_a_raising_hook_costs_one_warning_and_the_others_still_work(capsys):
+    class Broken:
+        @hookimpl
+        def dimsekit_information_models(self):
+            raise RuntimeError("boom")
+
+    class Good:
+        @hookimpl
+        def dimsekit_information_models(self):
+            return [InformationModel("m", "1.2.3", "svc", ("-M",), "help")]
+
+    host = fresh_host(Broken(), Good())
+    assert [m.name for m in host.information_models("svc")] == ["m"]
+    err = capsys.readouterr().err
+    assert "boom" in err and err.startswith("W: plugin 'p0'")
+
+
+def test_duplicate_contribution_names_both_plugins():
+    class M:
+        @hookimpl
+        def dimsekit_information_models(self):
+            return [InformationModel("m", "1.2.3", "svc", ("-M",), "help")]
+
+    with pytest.raises(PluginError, match="'p0' and plugin 'p1'"):
+        fresh_host(M(), M()).information_models("svc")
+
+
+def test_every_hookspec_is_prefixed_and_documented():
+    from dimsekit import hookspecs
+
+    specs = [n for n in dir(hookspecs) if n.startswith("dimsekit_")]
+    assert len(specs) >= 4
+    for name in specs:
+        doc = getattr(hookspecs, name).__doc__ or ""
+        assert "Called" in doc and "Return" in doc, name
+
+
+# -- entry points, as installed distributions ---------------------------------
+
+
+def _fake_distribution(root, name, module_source, entry_name=None):
+    """A distribution on sys.path declaring a ``dimsekit`` entry point."""
+    entry_name = entry_name or name
+    info = root / f"{name}-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.2.3\n")
+    (info / "entry_points.txt").write_text(f"[dimsekit]\n{entry_name} = {name}_mod\n")
+    (root / f"{name}_mod.py").write_text(textwrap.dedent(module_source))
+    return root
+
+
+BROKEN = """
+raise ImportError("this plugin is broken on purpose")
+"""
+
+HELLO = """
+import click
+from dimsekit.api import hookimpl
+
+@hookimpl
+def dimsekit_commands(host):
+    @click.command("hello")
+    def hello():
+        click.echo("hello from a plugin")
+    return [hello]
+"""
+
+
+def test_a_plugin_that_fails_to_import_costs_one_warning_line(tmp_path):
+    _fake_distribution(tmp_path, "brokenplug", BROKEN)
+    _fake_distribution(tmp_path, "helloplug", HELLO)
+    env = {"PYTHONPATH": str(tmp_path)}
+    result = run_dimsekit("--help", env=env)
+    assert result.returncode == 0
+    assert result.stderr_lines == [
+        "W: plugin 'brokenplug' (distribution brokenplug 1.2.3) skipped: "
+        "ImportError: this plugin is broken on purpose"
+    ]
+    assert "find" in result.stdout and "hello" in result.stdout
+    assert run_dimsekit("hello", env=env).stdout == "hello from a plugin\n"
+
+    listed = json.loads(run_dimsekit("plugins", "--json", env=env).stdout)
+    by_name = {p["name"]: p for p in listed}
+    assert by_name["brokenplug"]["status"].startswith("failed: ImportError")
+    assert by_name["helloplug"]["hooks"] == ["dimsekit_commands"]
+    assert by_name["helloplug"]["version"] == "1.2.3"
+    assert by_name["find"]["distribution"] == "dimsekit"
+    assert by_name["find"]["status"] == "loaded"
+
+
+def test_load_plugins_env_selects_third_party_plugins(tmp_path):
+    _fake_distribution(tmp_path, "brokenplug", BROKEN)
+    _fake_distribution(tmp_path, "helloplug", HELLO)
+    base = {"PYTHONPATH": str(tmp_path)}
+    only_builtins = run_dimsekit("--help", env={**base, "DIMSEKIT_LOAD_PLUGINS": ""})
+    assert only_builtins.returncode == 0 and only_builtins.stderr == ""
+    assert "find" in only_builtins.stdout and "hello" not in only_builtins.stdout
+    hello_only = run_dimsekit("--help", env={**base, "DIMSEKIT_LOAD_PLUGINS": "helloplug"})
+    assert hello_only.stderr == "" and "hello" in hello_only.stdout
+
+
+def test_a_third_party_find_collides_with_the_builtin(tmp_path):
+    _fake_distribution(tmp_path, "otherfind", HELLO.replace('"hello"', '"find"'))
+    result = run_dimsekit("find", "--help", env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 2
+    assert result.stderr_lines == [
+        "E: command 'find' is provided by both plugin 'find' and plugin 'otherfind'; "
+        "uninstall one, or choose with DIMSEKIT_LOAD_PLUGINS=name,..."
+    ]
+
+
+def test_plugins_table():
+    result = run_dimsekit("plugins")
+    assert result.returncode == 0
+    assert result.stdout.startswith("find 0.1.0 [loaded]\n")
+    assert "dimsekit_commands" in result.stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["find", "--help"], ["plugins"]])
+def test_help_imports_neither_pydicom_nor_pynetdicom(args):
+    code = (
+        "import sys\n"
+        "from dimsekit.cli import main\n"
+        "try:\n"
+        f"    main({args!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = [m for m in ('pydicom', 'pynetdicom') if m in sys.modules]\n"
+        "sys.stderr.write(repr(heavy))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stderr.endswith("[]"), proc.stderr
+
+
+def test_version_and_python_m():
+    result = run_dimsekit("--version")
+    assert result.returncode == 0 and result.stdout == "dimsekit 0.1.0\n"
+    script = str(Path(sys.executable).parent / "dimsekit")
+    exe = subprocess.run([script, "find", "--version"], capture_output=True, text=True)
+    assert exe.returncode == 0 and exe.stdout == "dimsekit 0.1.0\n"
