@@ -139,11 +139,12 @@ def build_find_command(host: Host) -> click.Command:
         from dimsekit.plugins.find.run import FindRequest, run_find
 
         ctx = click.get_current_context()
-        request = FindRequest.from_cli(
-            host=host,
-            query_files=ctx.meta.get("find.query_files", []),
-            **kwargs,
-        )
+        # click parsed them apart; FindCommand kept their order of appearance
+        unordered = [*kwargs.pop("query_file_opts"), *kwargs.pop("query_files")]
+        ordered = ctx.meta.get("find.query_files", unordered)
+        if sorted(ordered) != sorted(unordered):  # pragma: no cover - a parsing bug
+            ordered = unordered
+        request = FindRequest.from_cli(host=host, query_files=ordered, **kwargs)
         return run_find(request)
 
     for deco in reversed(decorators):
