@@ -51,3 +51,28 @@ def dimsekit(tmp_path):
 
 def assert_no_traceback(result: Result) -> None:
     assert "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.fixture
+def make_scp():
+    """``make_scp(**knobs)`` starts an in-process recording QuerySCP; all are
+    stopped after the test."""
+    from dimsekit.testing import QuerySCP
+
+    started = []
+
+    def make(**kwargs):
+        scp = QuerySCP(**kwargs)
+        scp.start()
+        started.append(scp)
+        return scp
+
+    yield make
+    for scp in started:
+        scp.stop()
+
+
+@pytest.fixture
+def scp(make_scp):
+    """A default in-process recording peer (AE ANY-SCP) with the sample data."""
+    return make_scp()

@@ -104,7 +104,12 @@ def main(argv: Sequence[str] | None = None, prog_name: str = "dimsekit") -> None
     except click.exceptions.Exit as exc:  # --help, --version
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        # one line, not click's usage block: scripts read the last line
+        hint = ""
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None:
+            hint = f" (see '{ctx.command_path} --help')"
+        _error(f"{exc.format_message()}{hint}", args)
         sys.exit(ExitCode.USAGE)
     except click.Abort:
         _error("interrupted", args)

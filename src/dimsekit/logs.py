@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import logging.config
 import sys
+import warnings
 
 from dimsekit.errors import UsageError
 
@@ -116,14 +117,19 @@ def setup_logging(level: int, log_config: str | None = None) -> None:
         return
     ours = logging.getLogger(LOGGER_NAME)
     theirs = logging.getLogger("pynetdicom")
+    pydicom_log = logging.getLogger("pydicom")
     if _handler is None:
         _handler = _StderrHandler()
         _handler.setFormatter(PrefixFormatter("%(message)s"))
         _handler.addFilter(_pynetdicom_filter)
-        ours.addHandler(_handler)
-        theirs.addHandler(_handler)
-        ours.propagate = False
-        theirs.propagate = False
+        for logger in (ours, theirs, pydicom_log):
+            logger.addHandler(_handler)
+            logger.propagate = False
+    # pydicom both warns and logs what it finds odd in data: its log lines
+    # are shown from -v on; Python warnings are for developers (-d)
+    pydicom_log.setLevel(level if level <= logging.INFO else logging.ERROR)
+    if level > logging.DEBUG:
+        warnings.simplefilter("ignore")
     ours.setLevel(level)
     # pynetdicom's errors stay enabled (the host reads why a connect failed
     # from them) but only reach stderr from -v on

@@ -127,19 +127,29 @@ def read_query_file(path: str):
     from pydicom import dcmread
     from pydicom.errors import InvalidDicomError
 
+    from pydicom.datadict import dictionary_has_tag
+
     if not os.path.isfile(path):
         raise UsageError(f"cannot read query file {path!r}: no such file")
     try:
         try:
             ds = dcmread(path)
+            bare = False
         except InvalidDicomError:
             ds = dcmread(path, force=True)  # a bare dataset without preamble
+            bare = True
         for elem in ds.iterall():  # parse now, not halfway through the run
             elem.value  # noqa: B018
     except Exception as exc:  # noqa: BLE001 - any parse failure is the file's fault
         raise UsageError(f"cannot read query file {path!r}: {exc}") from None
     if len(ds) == 0:
         raise UsageError(f"query file {path!r} holds no DICOM elements")
+    if bare:
+        # forced parsing reads anything; a real identifier has known tags
+        odd = [t for t in ds.keys() if not t.is_private and not dictionary_has_tag(t)]
+        if odd:
+            raise UsageError(f"cannot read query file {path!r}: not a DICOM file "
+                             f"(unknown tag {odd[0]})")
     return ds
 
 
