@@ -399,3 +399,24 @@ def test_output_file_keeps_what_arrived_before_an_abort(dimsekit, make_scp, tmp_
     assert result.stdout == ""
     assert blocks(target.read_text()) == 3
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_silent_peer_is_an_acse_timeout(dimsekit):
+    # a listening socket that never answers: the kernel completes the TCP
+    # handshake, nobody sends A-ASSOCIATE-AC
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        result = dimsekit("find", "-ta", "1", *STUDY_Q, "127.0.0.1", port)
+    assert result.returncode == 3
+    assert result.stderr_lines == [
+        f"E: no answer to the association request from 127.0.0.1:{port} within "
+        "1.0 s (ACSE timeout)"]
+
+
+def test_missing_arguments_is_one_line(dimsekit):
+    result = dimsekit("find", "-k", "PatientName=")
+    assert result.returncode == 2
+    assert result.stderr_lines == [
+        "E: Missing argument 'PEER'. (see 'dimsekit find --help')"]

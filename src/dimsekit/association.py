@@ -45,6 +45,7 @@ class _Observed:
     connected: bool = False
     accepted: bool = False
     rejection: Any = None
+    peer_aborted: bool = False
     connect_errors: list[str] = field(default_factory=list)
 
 
@@ -77,6 +78,8 @@ def _on_acse_recv(event: Any, observed: _Observed) -> None:
         observed.accepted = True
     elif result in (0x01, 0x02):
         observed.rejection = primitive
+    elif hasattr(primitive, "abort_source") or hasattr(primitive, "provider_reason"):
+        observed.peer_aborted = True  # A-ABORT / A-P-ABORT from the other side
 
 
 def presentation_contexts(abstract_syntaxes: Iterable[str], transfer_syntaxes: Iterable[str]):
@@ -119,7 +122,7 @@ def _failure(settings: AssociationSettings, assoc: Any, observed: _Observed) -> 
     if observed.accepted and not assoc.accepted_contexts:
         wanted = ", ".join(_uid_name(cx.abstract_syntax) for cx in assoc.rejected_contexts)
         return f"no presentation context accepted by {where} (proposed: {wanted})"
-    if assoc.is_aborted:
+    if observed.peer_aborted:
         return f"association aborted by {where} during negotiation"
     return (f"no answer to the association request from {where} within "
             f"{settings.acse_timeout} s (ACSE timeout)")

@@ -230,7 +230,11 @@ class _Runner:
             last = time.monotonic()
             if code in PENDING:
                 pending += 1
-                if cancelled or identifier is None:
+                if identifier is None:
+                    log.warning("query %s: response %d has an identifier that cannot "
+                                "be decoded; skipped", query.label, pending)
+                    continue
+                if cancelled:
                     continue
                 info = Response(index, pending, code, cx.transfer_syntax[0], query.model)
                 self.writer.write(identifier, info)
