@@ -134,7 +134,14 @@ def require_binary(name: str) -> str:
     when the environment has ``CI=true``: there a missing peer is a broken
     machine, so the test fails instead.
     """
-    found = shutil.which(name) or shutil.which(name, path=_SBIN_DIRS)
+    # pynetdicom installs its own findscu/echoscu/storescu into the venv;
+    # in an activated venv they would shadow DCMTK's, so skip that folder
+    venv_bin = os.path.realpath(os.path.join(sys.prefix, "bin"))
+    path = os.pathsep.join(
+        d for d in os.environ.get("PATH", "").split(os.pathsep)
+        if d and os.path.realpath(d) != venv_bin
+    )
+    found = shutil.which(name, path=path) or shutil.which(name, path=_SBIN_DIRS)
     if found:
         return found
     _missing(f"required binary {name!r} not found in PATH or {_SBIN_DIRS}")
