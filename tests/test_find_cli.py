@@ -387,7 +387,7 @@ def test_extract_writes_part10_files_numbered_across_the_run(dimsekit, make_scp,
     assert again.returncode == 2
     assert again.stderr_lines == [
         f"E: {out / 'rsp0001.dcm'} exists; refusing to overwrite extracted responses "
-        "(choose another -od)"]
+        "(choose another -od, or --overwrite)"]
     assert len(scp.associations) == 1  # refused before querying
 
 

@@ -102,6 +102,10 @@ def build_find_command(host: Host) -> click.Command:
         option("-f", "--file", "query_file_opts", group=_Q, multiple=True,
                metavar="FILE", help="use DICOM file FILE as a query (repeatable); "
                "-k applies on top of it"),
+        option("--charset", group=_Q, metavar="TERM",
+               help="Specific Character Set of the query, e.g. 'ISO_IR 100' "
+                    "(default: none if ASCII, else the smallest standard set that "
+                    "encodes every value: ISO_IR 100 or ISO_IR 192)"),
         option("-L", "--level", group=_Q, metavar="LEVEL",
                type=click.Choice(["PATIENT", "STUDY", "SERIES", "IMAGE"],
                                  case_sensitive=False),
@@ -116,12 +120,35 @@ def build_find_command(host: Host) -> click.Command:
         option("--format", "fmt", group=_OUT, type=click.Choice(formats),
                default="dump", show_default=True,
                help="format of the responses on stdout: " + ", ".join(formats)),
+        option("--columns", group=_OUT, metavar="K1,K2,...",
+               help="csv columns: keywords, tags or paths such as "
+                    "ScheduledProcedureStepSequence[0].Modality (default: the "
+                    "query's keys in query order)"),
         option("-o", "--output", group=_OUT, metavar="FILE",
-               help="write the formatted responses to FILE instead of stdout"),
+               help="write the formatted responses to FILE instead of stdout "
+                    "(written to a temp file, renamed when the run ends)"),
+        option("+sr", "--show-responses", "show_responses", group=_OUT, flag_value=True,
+               default=True, help="write responses to stdout / -o (default)"),
+        option("-sr", "--hide-responses", "show_responses", group=_OUT, flag_value=False,
+               help="do not write responses to stdout / -o (e.g. with -X)"),
         option("-X", "--extract", "-w", "--write", "extract", group=_OUT, is_flag=True,
-               help="extract responses to files rspNNNN.dcm (pending responses only)"),
+               help="extract responses to DICOM files rsp0001.dcm, ... (pending "
+                    "responses only, numbered across the run)"),
+        option("-Xx", "--extract-xml", group=_OUT, is_flag=True,
+               help="extract responses to PS3.19 XML files rsp0001.xml, ..."),
+        option("-Xs", "--extract-xml-single", group=_OUT, metavar="FILE",
+               help="extract all responses to one PS3.19 XML file FILE"),
+        option("-Xlo", "--limit-output", group=_OUT, type=click.IntRange(min=0),
+               metavar="N", help="write at most N response files (default: unlimited)"),
         option("-od", "--output-directory", group=_OUT, metavar="DIR", default=".",
                show_default=True, help="write extracted files to DIR (created if missing)"),
+        option("--overwrite", group=_OUT, is_flag=True,
+               help="replace existing rspNNNN files instead of refusing to start"),
+        option("+dc", "--enable-correction", "correction", group=_OUT, flag_value=True,
+               default=False, help="enable automatic data correction (accepted for "
+               "DCMTK compatibility: responses are always read leniently)"),
+        option("-dc", "--disable-correction", "correction", group=_OUT, flag_value=False,
+               help="disable automatic data correction (default)"),
         click.argument("peer"),
         click.argument("port", type=click.IntRange(1, 65535)),
         click.argument("query_files", nargs=-1, metavar="[QUERY_FILE]..."),

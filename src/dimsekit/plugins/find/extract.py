@@ -1,26 +1,58 @@
-"""``-X/--extract``: one Part-10 file per pending response.
+"""Response files: ``-X`` (Part-10 ``rspNNNN.dcm``) and ``-Xx`` (PS3.19 XML
+``rspNNNN.xml``), one per pending response, numbered across the whole run.
 
-Files are ``rsp0001.dcm``, ``rsp0002.dcm``, ... numbered across the whole
-run, in ``-od DIR``.  Each is written to a temp file and linked into place,
-so it appears complete or not at all, and an existing file is never
-replaced.  Names never come from response contents.
+Each file is written to a temp file and then linked into place, so it
+appears complete or not at all; an existing file is refused before the
+query starts (or replaced with ``--overwrite``).  ``-Xlo N`` stops after N
+files.  Names never come from response contents.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import tempfile
+from typing import Any, Callable
 
-from dimsekit.api import UsageError
+from dimsekit.api import UsageError, get_logger
+from dimsekit.plugins.find.output import publish
 
-_NAME = re.compile(r"rsp\d{4,}\.dcm")
+log = get_logger("find")
+
+
+def part10(ds: Any, info: Any) -> bytes:
+    """A response as a Part-10 file (Explicit VR Little Endian, File Meta)."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.filewriter import dcmwrite
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.get("SOPClassUID") or info.model.sop_class_uid
+    meta.MediaStorageSOPInstanceUID = ds.get("SOPInstanceUID") or generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta = meta
+    buffer = io.BytesIO()
+    dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def native_xml(ds: Any, info: Any) -> bytes:
+    from dimsekit.plugins.find.xmlfmt import native_xml as render
+
+    return render(ds)
 
 
 class Extractor:
-    def __init__(self, directory: str, sop_class_uid: str):
+    """Writes ``rspNNNN<suffix>`` files into ``directory``."""
+
+    def __init__(self, directory: str, suffix: str, render: Callable[[Any, Any], bytes],
+                 *, overwrite: bool = False, limit: int | None = None):
         self.directory = directory
-        self.sop_class_uid = sop_class_uid
+        self.suffix = suffix
+        self.render = render
+        self.overwrite = overwrite
+        self.limit = limit
         self.count = 0
         try:
             os.makedirs(directory, exist_ok=True)
@@ -29,34 +61,31 @@ class Extractor:
                              f"{exc.strerror}") from None
         if not os.access(directory, os.W_OK):
             raise UsageError(f"output directory {directory!r} is not writable")
-        existing = sorted(n for n in os.listdir(directory) if _NAME.fullmatch(n))
-        if existing:
-            raise UsageError(
-                f"{os.path.join(directory, existing[0])} exists; refusing to overwrite "
-                f"extracted responses (choose another -od)"
-            )
+        if not overwrite:
+            pattern = re.compile(r"rsp\d{4,}" + re.escape(suffix))
+            existing = sorted(n for n in os.listdir(directory) if pattern.fullmatch(n))
+            if existing:
+                raise UsageError(
+                    f"{os.path.join(directory, existing[0])} exists; refusing to "
+                    f"overwrite extracted responses (choose another -od, or --overwrite)"
+                )
 
-    def write(self, ds, sop_class_uid: str | None = None) -> str:
-        from pydicom.dataset import FileMetaDataset
-        from pydicom.filewriter import dcmwrite
-        from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
+    def write(self, ds: Any, info: Any) -> None:
+        if self.limit is not None and self.count >= self.limit:
+            if self.count == self.limit:
+                log.info("-Xlo %d reached: no more response files", self.limit)
+                self.count += 1
+            return
         self.count += 1
-        name = os.path.join(self.directory, f"rsp{self.count:04d}.dcm")
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = (ds.get("SOPClassUID")
-                                        or sop_class_uid or self.sop_class_uid)
-        meta.MediaStorageSOPInstanceUID = ds.get("SOPInstanceUID") or generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.file_meta = meta
+        name = os.path.join(self.directory, f"rsp{self.count:04d}{self.suffix}")
+        data = self.render(ds, info)
         fd, tmp = tempfile.mkstemp(prefix=".rsp-", suffix=".part", dir=self.directory)
         try:
             with os.fdopen(fd, "wb") as fh:
-                dcmwrite(fh, ds, enforce_file_format=True)
-            try:
-                os.link(tmp, name)
-            except FileExistsError:
-                raise UsageError(f"{name} exists; refusing to overwrite it") from None
+                fh.write(data)
+            publish(tmp, name, replace=self.overwrite)
+        except FileExistsError:
+            raise UsageError(f"{name} exists; refusing to overwrite it") from None
         finally:
-            os.unlink(tmp)
-        return name
+            if os.path.exists(tmp):
+                os.unlink(tmp)

@@ -35,12 +35,23 @@ class Output:
         if self._tmp is None:
             return
         self.stream.close()
-        os.chmod(self._tmp, 0o666 & ~_umask())
-        os.replace(self._tmp, self.path)
+        publish(self._tmp, self.path, replace=True)
         self._tmp = None
 
 
-def _umask() -> int:
+def publish(tmp: str, path: str, *, replace: bool) -> None:
+    """Move a finished temp file to ``path`` with the usual permissions.
+
+    ``replace=False`` refuses an existing ``path`` (FileExistsError) without
+    a window in which two writers could both succeed.
+    """
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    os.chmod(tmp, 0o666 & ~mask)
+    if replace:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    finally:
+        os.unlink(tmp)

@@ -25,7 +25,6 @@ from dimsekit.api import (
     parse_keys,
     status_category,
 )
-from dimsekit.plugins.find.extract import Extractor
 from dimsekit.plugins.find.models import SERVICE, application_information, infer_model
 from dimsekit.plugins.find.output import Output
 
@@ -62,14 +61,23 @@ class FindRequest:
     cancel_after: int | None = None
     ext_neg: dict[str, bytes] = field(default_factory=dict)
     output: str | None = None
-    extract_dir: str | None = None
+    show_responses: bool = True
+    writer_options: dict[str, Any] = field(default_factory=dict)
+    extract: list[tuple[str, str]] = field(default_factory=list)  # (suffix, dir)
+    extract_xml_single: str | None = None
+    extract_limit: int | None = None
+    overwrite: bool = False
 
     @classmethod
     def from_cli(cls, *, host: Host, query_files: list[str], peer: str, port: int,
                  association: AssociationSettings, keys: tuple[str, ...],
                  level: str | None, model: str | None, repeat: int,
                  cancel: int | None, fmt: str, output: str | None, extract: bool,
-                 output_directory: str, **rest: Any) -> "FindRequest":
+                 output_directory: str, columns: str | None = None,
+                 charset: str | None = None, extract_xml: bool = False,
+                 extract_xml_single: str | None = None, limit_output: int | None = None,
+                 overwrite: bool = False, show_responses: bool = True,
+                 correction: bool = False, **rest: Any) -> "FindRequest":
         """Everything that can be wrong with the command line is found here,
         before any network traffic (exit 2)."""
         association.peer, association.port = peer, port
@@ -91,6 +99,7 @@ class FindRequest:
             apply_keys(ds, overrides)
             if not association.new_vr:
                 downgrade_new_vrs(ds)
+            choose_charset(label, ds, charset, overrides)
             if model is not None:
                 chosen = models[model]
             else:
@@ -115,10 +124,22 @@ class FindRequest:
         writers = {w.name: w for w in host.writers(SERVICE)}
         if fmt not in writers:
             raise UsageError(f"unknown output format {fmt!r}")
+        if correction:
+            log.info("+dc: pydicom reads responses leniently; nothing more to correct")
+        writer_options = {"columns": columns, "keys": overrides,
+                          "queries": [q.identifier for q in queries]}
+        if columns:
+            from dimsekit.plugins.find.csvfmt import columns_from_option
+
+            columns_from_option(columns)  # a bad column is a usage error now
+        extract_to = [(suffix, output_directory) for suffix, on in
+                      ((".dcm", extract), (".xml", extract_xml)) if on]
         return cls(
             settings=association, queries=queries, writer=writers[fmt], repeat=repeat,
             cancel_after=cancel, ext_neg=ext_neg, output=output,
-            extract_dir=output_directory if extract else None,
+            show_responses=show_responses, writer_options=writer_options,
+            extract=extract_to, extract_xml_single=extract_xml_single,
+            extract_limit=limit_output, overwrite=overwrite,
         )
 
 
@@ -181,6 +202,79 @@ def check_encodable(label: str, ds) -> None:
         raise UsageError(f"query {label}: cannot encode the identifier: {exc}") from None
 
 
+TEXT_VRS = {"SH", "LO", "ST", "LT", "UC", "UT", "PN"}
+
+
+def _texts(elem) -> list[str]:
+    value = elem.value
+    if value is None or isinstance(value, (bytes, bytearray)):
+        return []
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def _non_ascii(ds) -> list[Any]:
+    """Text elements holding characters outside ASCII."""
+    return [e for e in ds.iterall()
+            if e.VR in TEXT_VRS and any(not t.isascii() for t in _texts(e))]
+
+
+def choose_charset(label: str, ds, charset: str | None, overrides) -> None:
+    """Give ``ds`` a Specific Character Set that encodes every value.
+
+    ``--charset`` wins; a query without one that holds non-ASCII text gets
+    the smallest standard one: ISO_IR 100 if Latin-1 will do, else ISO_IR 192.
+    A value the set cannot encode is a usage error naming its key.
+    """
+    from pydicom import config
+    from pydicom.charset import convert_encodings, encode_string, python_encoding
+
+    if charset:
+        terms = [t.strip() for t in charset.split("\\")]
+        unknown = [t for t in terms if t and t not in python_encoding]
+        if unknown:
+            raise UsageError(f"--charset: unknown character set {unknown[0]!r} "
+                             f"(e.g. ISO_IR 100, ISO_IR 192, ISO 2022 IR 87)")
+        ds.SpecificCharacterSet = terms if len(terms) > 1 else terms[0]
+    texts = _non_ascii(ds)
+    if not texts:
+        return
+    if "SpecificCharacterSet" not in ds:
+        def latin1(text: str) -> bool:
+            try:
+                text.encode("latin-1")
+            except UnicodeEncodeError:
+                return False
+            return True
+
+        term = ("ISO_IR 100" if all(latin1(t) for e in texts for t in _texts(e))
+                else "ISO_IR 192")
+        ds.SpecificCharacterSet = term
+        log.info("query %s: non-ASCII values: Specific Character Set %s added", label, term)
+    encodings = convert_encodings(ds.SpecificCharacterSet)
+    saved = config.settings.writing_validation_mode
+    config.settings.writing_validation_mode = config.RAISE
+    try:
+        for elem in texts:
+            for value in _texts(elem):
+                try:
+                    encode_string(value, encodings)
+                except (UnicodeError, ValueError):
+                    raise UsageError(
+                        f"{_key_text(elem, overrides)}: {str(value)!r} cannot be encoded "
+                        f"in {ds.SpecificCharacterSet}") from None
+    finally:
+        config.settings.writing_validation_mode = saved
+
+
+def _key_text(elem, overrides) -> str:
+    for key in overrides:
+        if key.path and key.path[-1][0] == elem.tag:
+            return f"-k {key.text!r}"
+    return elem.keyword or str(elem.tag)
+
+
 def _status_table(model: InformationModel) -> dict:
     from pynetdicom import status
 
@@ -190,12 +284,10 @@ def _status_table(model: InformationModel) -> dict:
 
 
 class _Runner:
-    def __init__(self, request: FindRequest, assoc: Any, writer: Any,
-                 extractor: Extractor | None):
+    def __init__(self, request: FindRequest, assoc: Any, sinks: "_Sinks"):
         self.request = request
         self.assoc = assoc
-        self.writer = writer
-        self.extractor = extractor
+        self.sinks = sinks
         self.failures: list[str] = []
         self.msg_id = 0
 
@@ -237,9 +329,7 @@ class _Runner:
                 if cancelled:
                     continue
                 info = Response(index, pending, code, cx.transfer_syntax[0], query.model)
-                self.writer.write(identifier, info)
-                if self.extractor is not None:
-                    self.extractor.write(identifier, query.model.sop_class_uid)
+                self.sinks.write(identifier, info)
                 if cancel_after and pending >= cancel_after:
                     log.info("Sending Cancel Request: MsgID %d", self.msg_id)
                     self.assoc.send_c_cancel(self.msg_id, cx.context_id)
@@ -270,6 +360,47 @@ class _Runner:
                 f"results may be incomplete")
 
 
+class _Sinks:
+    """Every destination of a pending response: the stdout/-o writer and the
+    response files; ``end()`` closes each however the run ended."""
+
+    def __init__(self, request: FindRequest):
+        self.items: list[Any] = []
+        self.outputs: list[Output] = []
+        for suffix, directory in request.extract:
+            from dimsekit.plugins.find import extract
+
+            render = extract.part10 if suffix == ".dcm" else extract.native_xml
+            self.items.append(extract.Extractor(directory, suffix, render,
+                                                overwrite=request.overwrite,
+                                                limit=request.extract_limit))
+        if request.extract_xml_single:
+            from dimsekit.plugins.find.xmlfmt import XmlWriter
+
+            self._open(XmlWriter, request.extract_xml_single, {})
+        if request.show_responses:
+            self._open(request.writer.factory, request.output, request.writer_options)
+
+    def _open(self, factory, path: str | None, options: dict) -> None:
+        out = Output(path)
+        self.outputs.append(out)
+        writer = factory(out.stream, options)
+        writer.begin()
+        self.items.append(writer)
+
+    def write(self, ds: Any, info: Response) -> None:
+        for sink in self.items:
+            sink.write(ds, info)
+
+    def end(self) -> None:
+        for sink in self.items:
+            end = getattr(sink, "end", None)
+            if end is not None:
+                end()
+        for out in self.outputs:
+            out.close()
+
+
 def run_find(request: FindRequest) -> int:
     """Send every query; return the exit code (or raise a DimsekitError)."""
     from pynetdicom.pdu_primitives import SOPClassExtendedNegotiation
@@ -282,19 +413,13 @@ def run_find(request: FindRequest) -> int:
         items.append(item)
     uids = list(dict.fromkeys(q.model.sop_class_uid for q in request.queries))
 
-    extractor = None
-    if request.extract_dir is not None:
-        extractor = Extractor(request.extract_dir, uids[0])
-    out = Output(request.output)
-    writer = request.writer.factory(out.stream, {})
-    writer.begin()
+    sinks = _Sinks(request)
     try:
         with open_association(request.settings, uids, ext_neg=items) as assoc:
-            runner = _Runner(request, assoc, writer, extractor)
+            runner = _Runner(request, assoc, sinks)
             runner.run()
     finally:
-        writer.end()
-        out.close()
+        sinks.end()
     for failure in runner.failures[:-1]:
         log.error(failure)
     if runner.failures:

@@ -34,7 +34,27 @@ class DumpWriter:
         self.stream.flush()
 
 
+def _lazy(module: str, name: str):
+    """A factory that imports its writer only when the format is used."""
+
+    def factory(stream: BinaryIO, options: dict[str, Any]):
+        from importlib import import_module
+
+        return getattr(import_module(f"dimsekit.plugins.find.{module}"), name)(
+            stream, options)
+
+    return factory
+
+
 WRITERS = (
     Writer("dump", SERVICE, DumpWriter,
            "DCMTK findscu's dump layout, one block per response (default)"),
+    Writer("json", SERVICE, _lazy("jsonfmt", "JsonWriter"),
+           "one DICOM JSON array (PS3.18 F, as a QIDO-RS search returns it)"),
+    Writer("ndjson", SERVICE, _lazy("jsonfmt", "NdjsonWriter"),
+           "one DICOM JSON object per line, flushed per response"),
+    Writer("xml", SERVICE, _lazy("xmlfmt", "XmlWriter"),
+           "PS3.19 Native DICOM Model, one document for all responses"),
+    Writer("csv", SERVICE, _lazy("csvfmt", "CsvWriter"),
+           "header row + one row per response (--columns)"),
 )

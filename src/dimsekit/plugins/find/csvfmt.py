@@ -1,0 +1,124 @@
+"""``--format csv``: a header row, then one row per response.
+
+Columns come from ``--columns`` (keywords, tags or nested paths in the
+``-k`` grammar, e.g. ``ScheduledProcedureStepSequence[0].Modality``) or,
+by default, from the query's keys in query order (``-k`` order first, then
+the query file's other elements).  Multiple values are joined with ``\\``;
+binary values are base64.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+from typing import Any, BinaryIO, Iterable
+
+from dimsekit.api import parse_key
+
+
+def _paths_of(ds: Any, prefix: str = "", steps: tuple = ()) -> Iterable[tuple[str, tuple]]:
+    """(column name, path) for every leaf key of an identifier, in tag order."""
+    from pydicom.datadict import keyword_for_tag
+
+    for elem in ds:
+        name = keyword_for_tag(elem.tag) or f"({elem.tag.group:04X},{elem.tag.element:04X})"
+        if elem.VR == "SQ" and elem.value:
+            yield from _paths_of(elem.value[0], f"{prefix}{name}[0].",
+                                 steps + ((elem.tag, 0),))
+        else:
+            yield f"{prefix}{name}", steps + ((elem.tag, None),)
+
+
+def default_columns(queries: list[Any], keys: list[Any]) -> list[tuple[str, tuple]]:
+    """The query's keys in query order: ``-k`` keys first, then the rest."""
+    seen: dict[tuple, str] = {}
+    for key in keys:
+        path = tuple(key.path)
+        if path and (path[-1][1] is None) and path not in seen:
+            seen[path] = key.text.split("=", 1)[0].strip()
+    for ds in queries[:1]:
+        for name, path in _paths_of(ds):
+            seen.setdefault(path, name)
+    return [(name, path) for path, name in seen.items()]
+
+
+def columns_from_option(spec: str) -> list[tuple[str, tuple]]:
+    """``--columns K1,K2``: each resolved with the ``-k`` grammar (exit 2 if bad)."""
+    out = []
+    for text in (part.strip() for part in _split_columns(spec)):
+        if text:
+            key = parse_key(text)
+            path = tuple(key.path)
+            if path[-1][1] is not None:  # "Seq[0]" alone: the item, not a value
+                path = path[:-1] + ((path[-1][0], None),)
+            out.append((text, path))
+    return out
+
+
+def _split_columns(spec: str) -> list[str]:
+    """Split at commas outside (gggg,eeee) parentheses."""
+    parts, depth, current = [], 0, []
+    for ch in spec:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    return parts
+
+
+def cell(ds: Any, path: tuple) -> str:
+    """The text of the element at ``path`` in ``ds`` ('' if absent)."""
+    from pydicom.multival import MultiValue
+
+    current = ds
+    for tag, index in path[:-1]:
+        elem = current.get(tag)
+        if elem is None or elem.VR != "SQ" or len(elem.value) <= (index or 0):
+            return ""
+        current = elem.value[index or 0]
+    elem = current.get(path[-1][0])
+    if elem is None or elem.value is None:
+        return ""
+    value = elem.value
+    if elem.VR == "SQ":
+        return ""
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, (MultiValue, list, tuple)):
+        return "\\".join("" if v is None else str(v) for v in value)
+    return str(value)
+
+
+class CsvWriter:
+    def __init__(self, stream: BinaryIO, options: dict[str, Any]):
+        self.stream = stream
+        spec = options.get("columns")
+        if spec:
+            self.columns = columns_from_option(spec)
+        else:
+            self.columns = default_columns(options.get("queries", []),
+                                           options.get("keys", []))
+        self._buffer = io.StringIO()
+        self._csv = csv.writer(self._buffer, lineterminator="\r\n")
+
+    def _row(self, values: list[str]) -> None:
+        self._csv.writerow(values)
+        self.stream.write(self._buffer.getvalue().encode("utf-8"))
+        self._buffer.seek(0)
+        self._buffer.truncate()
+
+    def begin(self) -> None:
+        self._row([name for name, _ in self.columns])
+
+    def write(self, ds: Any, info: Any) -> None:
+        self._row([cell(ds, path) for _, path in self.columns])
+
+    def end(self) -> None:
+        self.stream.flush()
