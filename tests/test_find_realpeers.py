@@ -172,3 +172,67 @@ def test_orthanc_image_level_count(dimsekit, orthanc_peer, tmp_path):
     uids = sorted(pydicom.dcmread(p).SOPInstanceUID for p in extracted(tmp_path))
     assert uids == sorted(im.sop_instance_uid for im in SAMPLE_SERIES[0].images)
     assert len(SAMPLE_IMAGES) > len(uids)
+
+
+# -- output formats against real peers -------------------------------------------
+
+
+def _parse(fmt: str, stdout: str) -> list:
+    from xml.etree import ElementTree as ET
+
+    from formats import xml_to_json_model
+
+    if fmt == "json":
+        return json.loads(stdout)
+    if fmt == "ndjson":
+        return [json.loads(line) for line in stdout.splitlines()]
+    root = ET.fromstring(stdout.encode("utf-8"))
+    return [xml_to_json_model(m) for m in root.findall("NativeDicomModel")]
+
+
+def _expected(fmt: str, datasets) -> list:
+    from formats import json_model_as_text
+
+    models = [d.to_json_dict() for d in datasets]
+    return models if fmt != "xml" else [json_model_as_text(m) for m in models]
+
+
+def _sorted(models):
+    return sorted(models, key=lambda m: json.dumps(m, sort_keys=True))
+
+
+@pytest.mark.realpeer("wlmscpfs")
+@pytest.mark.parametrize("fmt", ["json", "ndjson", "xml"])
+def test_formats_against_wlmscpfs_equal_findscu(fmt, dimsekit, wlmscpfs_peer,
+                                                worklist_queries, tmp_path):
+    query = worklist_queries[1]
+    ref = run_findscu(wlmscpfs_peer, tmp_path / "dcmtk", "-W", query_file=query)
+    assert ref.count > 0
+    result = dimsekit("find", "-W", "--format", fmt, "-aec", wlmscpfs_peer.aet,
+                      wlmscpfs_peer.host, wlmscpfs_peer.port, query)
+    assert result.returncode == 0, result.stderr
+    assert _sorted(_parse(fmt, result.stdout)) == _sorted(_expected(fmt, ref.datasets()))
+
+
+@pytest.mark.realpeer("orthanc")
+@pytest.mark.parametrize("fmt", ["json", "ndjson", "xml", "csv"])
+def test_formats_against_orthanc_equal_findscu(fmt, dimsekit, orthanc_peer, tmp_path):
+    import csv
+    import io
+
+    args, expected = LEVEL_QUERIES["STUDY"]
+    args = [*args, "-k", "PatientName="]
+    ref = run_findscu(orthanc_peer, tmp_path / "dcmtk", *args)
+    assert ref.count == expected
+    result = dimsekit("find", "--format", fmt, "-aec", orthanc_peer.aet, *args,
+                      orthanc_peer.host, orthanc_peer.port)
+    assert result.returncode == 0, result.stderr
+    if fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(result.stdout)))
+        got = sorted((r["StudyInstanceUID"], r["PatientName"], r["StudyDate"]) for r in rows)
+        want = sorted((d.StudyInstanceUID, str(d.PatientName), d.StudyDate)
+                      for d in ref.datasets())
+        assert got == want
+        assert any("MÜLLER^Hans" == r["PatientName"] for r in rows)  # Latin-1 in, UTF-8 out
+        return
+    assert _sorted(_parse(fmt, result.stdout)) == _sorted(_expected(fmt, ref.datasets()))
