@@ -1,38 +1,75 @@
-"""Testing support: an in-process recording DICOM query peer and sample data.
+"""Testing support for dimsekit and for plugin authors.
 
-Used by the README demo (``python -m dimsekit.demo``), by dimsekit's own test
-suite, and by third-party plugin authors' tests::
+- :class:`QuerySCP` -- an in-process recording DICOM peer (C-ECHO, C-FIND)
+  on a free port, with the sample data of :mod:`dimsekit.testing.sampledata`::
 
-    from dimsekit.testing import QuerySCP
+      with QuerySCP(ae_title="ANY-SCP") as scp:
+          ...  # talk to 127.0.0.1:scp.port
+          scp.requests[-1].identifier  # what the SCU sent
 
-    with QuerySCP(ae_title="ANY-SCP") as scp:
-        ...  # talk to 127.0.0.1:scp.port
-        scp.requests[-1].identifier  # what the SCU sent
+- :class:`DimsekitRunner` -- runs the ``dimsekit`` command line in-process,
+  built from a plugin manager of your choosing, with dimsekit's exit codes
+  and one-line errors; :func:`run_dimsekit` runs it as a subprocess.
+- a pytest plugin, :mod:`dimsekit.testing.pytest_plugin` (loaded through the
+  ``pytest11`` entry point once dimsekit is installed), with the fixtures
+  ``dimsekit_scp``, ``dimsekit_make_scp``, ``dimsekit_plugins``,
+  ``dimsekit_cli`` and ``dimsekit_subprocess``.
 
-Importing this package imports pynetdicom and pydicom.
+Names are imported on first use, so loading the pytest plugin costs no
+pynetdicom import; using :class:`QuerySCP` or the sample data imports
+pynetdicom and pydicom.
 """
 
-from dimsekit.testing import sampledata
-from dimsekit.testing.sampledata import SampleData, sample_data
-from dimsekit.testing.scp import (
-    MODEL_UIDS,
-    TRANSFER_SYNTAXES,
-    AssociationRecord,
-    CancelRecord,
-    ContextRecord,
-    FindRecord,
-    QuerySCP,
-)
+from __future__ import annotations
 
-__all__ = [
-    "QuerySCP",
-    "SampleData",
-    "sample_data",
-    "sampledata",
-    "FindRecord",
-    "AssociationRecord",
-    "CancelRecord",
-    "ContextRecord",
-    "MODEL_UIDS",
-    "TRANSFER_SYNTAXES",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dimsekit.testing import sampledata
+    from dimsekit.testing.cli import DimsekitRunner, Result, run_dimsekit
+    from dimsekit.testing.sampledata import SampleData, sample_data
+    from dimsekit.testing.scp import (
+        MODEL_UIDS,
+        TRANSFER_SYNTAXES,
+        AssociationRecord,
+        CancelRecord,
+        ContextRecord,
+        EchoRecord,
+        FindRecord,
+        QuerySCP,
+    )
+
+#: public name -> the module that defines it
+_EXPORTS = {
+    "QuerySCP": "dimsekit.testing.scp",
+    "FindRecord": "dimsekit.testing.scp",
+    "EchoRecord": "dimsekit.testing.scp",
+    "AssociationRecord": "dimsekit.testing.scp",
+    "CancelRecord": "dimsekit.testing.scp",
+    "ContextRecord": "dimsekit.testing.scp",
+    "MODEL_UIDS": "dimsekit.testing.scp",
+    "TRANSFER_SYNTAXES": "dimsekit.testing.scp",
+    "SampleData": "dimsekit.testing.sampledata",
+    "sample_data": "dimsekit.testing.sampledata",
+    "DimsekitRunner": "dimsekit.testing.cli",
+    "Result": "dimsekit.testing.cli",
+    "run_dimsekit": "dimsekit.testing.cli",
+}
+
+__all__ = sorted([*_EXPORTS, "sampledata"])
+
+
+def __getattr__(name: str) -> Any:
+    if name == "sampledata":
+        return importlib.import_module("dimsekit.testing.sampledata")
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # next time: a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

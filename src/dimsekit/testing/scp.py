@@ -3,8 +3,11 @@
 :class:`QuerySCP` answers C-ECHO and C-FIND for the Patient Root, Study Root
 and Patient/Study Only Q/R models, Modality Worklist and UPS Pull, from
 :mod:`dimsekit.testing.sampledata` (or data of your own), records everything
-it receives, and has knobs to misbehave on purpose (slow, failing, aborting,
-hanging, rejecting peers).  Typical pytest use::
+it receives (:attr:`~QuerySCP.requests`, :attr:`~QuerySCP.echoes`,
+:attr:`~QuerySCP.cancels`, :attr:`~QuerySCP.associations`), and has knobs to
+misbehave on purpose (slow, failing, aborting, hanging, rejecting peers).
+Typical pytest use, with the ``dimsekit_scp`` / ``dimsekit_make_scp``
+fixtures of dimsekit's pytest plugin or a fixture of your own::
 
     @pytest.fixture
     def scp():
@@ -17,8 +20,9 @@ hanging, rejecting peers).  Typical pytest use::
 
 Notes
 -----
-* Every knob is read when a C-FIND (or, for ``reject`` and ``accept_models``,
-  an association) arrives, so it can be changed between queries.
+* Every knob is read when a C-FIND or C-ECHO (or, for ``reject`` and
+  ``accept_models``, an association) arrives, so it can be changed between
+  requests.
 * The peer sets TCP_NODELAY on each accepted socket; it does not change any
   of pynetdicom's global ``_config`` (``LOG_REQUEST_IDENTIFIERS`` and
   ``LOG_RESPONSE_IDENTIFIERS`` stay on: pynetdicom formats every identifier
@@ -68,6 +72,7 @@ __all__ = [
     "AssociationRecord",
     "CancelRecord",
     "ContextRecord",
+    "EchoRecord",
     "MODEL_UIDS",
     "TRANSFER_SYNTAXES",
 ]
@@ -129,6 +134,7 @@ class AssociationRecord:
     rejected_contexts: list[ContextRecord] = field(default_factory=list)
     ended: str | None = None
     requests: list["FindRecord"] = field(default_factory=list, repr=False)
+    echoes: list["EchoRecord"] = field(default_factory=list, repr=False)
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
     _local_abort: bool = field(default=False, repr=False)
     _active: dict[int, "FindRecord"] = field(default_factory=dict, repr=False)
@@ -182,6 +188,24 @@ class FindRecord:
     def wait_done(self, timeout: float = 5.0) -> bool:
         """Wait until the peer has finished answering this request."""
         return self._done.wait(timeout)
+
+
+@dataclass(eq=False)
+class EchoRecord:
+    """One C-ECHO request received by the peer.
+
+    ``status`` is the status answered (``None``: none was sent -- the peer
+    aborted instead (``echo_abort_after``), the requestor gave up while
+    ``echo_delay`` ran, or :meth:`QuerySCP.stop` was called).
+    """
+
+    calling_ae: str
+    called_ae: str
+    message_id: int
+    context_id: int
+    transfer_syntax: str
+    status: int | None = None
+    association: AssociationRecord | None = field(default=None, repr=False)
 
 
 @dataclass(eq=False)
@@ -571,6 +595,15 @@ class QuerySCP:
     strict_hierarchy:
         Fail (0xA900) a hierarchical Q/R query that lacks a unique key of a
         level above the query level (unless relational was negotiated).
+    echo_status:
+        Answer every C-ECHO with this status (e.g. ``0x0211``, Unrecognised
+        operation) instead of ``0x0000`` Success.
+    echo_delay:
+        Seconds to wait before answering a C-ECHO (to make a requestor's
+        DIMSE timeout expire); :meth:`stop` cuts the wait short.
+    echo_abort_after:
+        ``N``: abort the association instead of answering its C-ECHO N+1
+        (``0``: abort at the first C-ECHO).
     """
 
     def __init__(
@@ -590,6 +623,9 @@ class QuerySCP:
         honour_cancel: bool = True,
         accept_extended_negotiation: bool = True,
         strict_hierarchy: bool = False,
+        echo_status: int | None = None,
+        echo_delay: float = 0.0,
+        echo_abort_after: int | None = None,
     ) -> None:
         self.ae_title = ae_title
         self.host = host
@@ -606,6 +642,9 @@ class QuerySCP:
         self.honour_cancel = honour_cancel
         self.accept_extended_negotiation = accept_extended_negotiation
         self.strict_hierarchy = strict_hierarchy
+        self.echo_status = echo_status
+        self.echo_delay = echo_delay
+        self.echo_abort_after = echo_abort_after
 
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -614,6 +653,7 @@ class QuerySCP:
         self._requests: list[FindRecord] = []
         self._associations: list[AssociationRecord] = []
         self._cancels: list[CancelRecord] = []
+        self._echoes: list[EchoRecord] = []
         # pynetdicom Association (a Thread) -> its record; weak, so a long-running
         # peer does not keep finished associations alive
         self._by_assoc: weakref.WeakKeyDictionary[Any, AssociationRecord] = (
@@ -656,6 +696,7 @@ class QuerySCP:
             (evt.EVT_CONN_CLOSE, self._on_conn_close),
             (evt.EVT_DIMSE_RECV, self._on_dimse_recv),
             (evt.EVT_C_FIND, self._on_find),
+            (evt.EVT_C_ECHO, self._on_echo),
         ]
         server = ae.start_server(
             (self.host, self._requested_port), block=False, evt_handlers=handlers
@@ -728,6 +769,12 @@ class QuerySCP:
             return list(self._associations)
 
     @property
+    def echoes(self) -> list[EchoRecord]:
+        """C-ECHO requests received, oldest first (a copy of the list)."""
+        with self._lock:
+            return list(self._echoes)
+
+    @property
     def cancels(self) -> list[CancelRecord]:
         """C-CANCEL requests received, oldest first (a copy of the list)."""
         with self._lock:
@@ -739,6 +786,7 @@ class QuerySCP:
             self._requests.clear()
             self._associations.clear()
             self._cancels.clear()
+            self._echoes.clear()
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """Wait until every recorded association has ended."""
@@ -879,6 +927,37 @@ class QuerySCP:
         )
         with self._lock:
             self._cancels.append(cancel)
+
+    # -- C-ECHO ------------------------------------------------------------
+
+    def _on_echo(self, event: Any) -> int:
+        assoc = event.assoc
+        arec = self._record_for(assoc)
+        cx_id, _, ts = event.context
+        rec = EchoRecord(
+            calling_ae=arec.calling_ae if arec else "",
+            called_ae=arec.called_ae if arec else "",
+            message_id=int(event.request.MessageID),
+            context_id=int(cx_id),
+            transfer_syntax=str(ts),
+            association=arec,
+        )
+        with self._lock:
+            self._echoes.append(rec)
+            if arec is not None:
+                arec.echoes.append(rec)
+        abort_after, delay = self.echo_abort_after, self.echo_delay
+        if abort_after is not None and arec is not None and len(arec.echoes) > abort_after:
+            self._abort(assoc)
+            return 0x0000  # not sent: pynetdicom sees the association ended
+        if delay and self._stop.wait(delay):
+            self._halt(assoc)
+            return 0x0000
+        if not assoc.is_established:
+            return 0x0000  # the requestor gave up (DIMSE timeout) meanwhile
+        status = 0x0000 if self.echo_status is None else int(self.echo_status)
+        rec.status = status
+        return status
 
     # -- C-FIND ------------------------------------------------------------
 
