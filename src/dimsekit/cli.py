@@ -91,15 +91,19 @@ def _error(message: str, args: Sequence[str]) -> None:
     print(f"E: {message}", file=sys.stderr)
 
 
-def main(argv: Sequence[str] | None = None, prog_name: str = "dimsekit") -> None:
-    """Console entry point: run the CLI and exit with the documented code."""
+def main(argv: Sequence[str] | None = None, prog_name: str = "dimsekit", *,
+         host: Host | None = None) -> None:
+    """Console entry point: run the CLI and exit with the documented code.
+
+    ``host`` replaces the entry-point plugins (tests hand in their own).
+    """
     raw = list(sys.argv[1:] if argv is None else argv)
     args: list[str] = raw
     try:
         args = argv_mod.expand(raw)
         if "--arguments" in args:
             argv_mod.print_arguments(prog_name, args)
-        cli = build_cli()
+        cli = build_cli(host)
         rv = cli.main(args=args, prog_name=prog_name, standalone_mode=False)
     except click.exceptions.Exit as exc:  # --help, --version
         sys.exit(exc.exit_code)

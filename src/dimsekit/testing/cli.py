@@ -21,7 +21,6 @@ Both return a :class:`Result`.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import os
 import subprocess
@@ -175,19 +174,9 @@ class DimsekitRunner:
 
     def _main(self, argv: list[str], prog_name: str) -> None:
         """:func:`dimsekit.cli.main` on this runner's host."""
-        import dimsekit.cli as cli_mod
+        from dimsekit.cli import main
 
-        if "host" in inspect.signature(cli_mod.main).parameters:
-            cli_mod.main(argv, prog_name=prog_name, host=self.host)
-            return
-        # dimsekit.cli.main builds its CLI from the installed entry points;
-        # until it takes a host, hand it ours for the duration of the call
-        real_build_cli = cli_mod.build_cli
-        cli_mod.build_cli = lambda host=None: real_build_cli(self.host)
-        try:
-            cli_mod.main(argv, prog_name=prog_name)
-        finally:
-            cli_mod.build_cli = real_build_cli
+        main(argv, prog_name=prog_name, host=self.host)
 
     @staticmethod
     @contextlib.contextmanager
