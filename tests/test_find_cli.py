@@ -420,3 +420,36 @@ def test_missing_arguments_is_one_line(dimsekit):
     assert result.returncode == 2
     assert result.stderr_lines == [
         "E: Missing argument 'PEER'. (see 'dimsekit find --help')"]
+
+
+def test_a_plugin_adds_an_extended_negotiation_flag_and_a_model(scp):
+    """dimsekit_extended_negotiation_flags and dimsekit_information_models
+    from a plugin of the test's own become options of find."""
+    import pluggy
+    from click.testing import CliRunner
+
+    import dimsekit.plugins.find as find_plugin
+    from dimsekit.api import ExtendedNegotiationFlag, InformationModel, hookimpl
+    from dimsekit.cli import build_cli
+    from dimsekit.host import Host
+
+    class Extra:
+        @hookimpl
+        def dimsekit_extended_negotiation_flags(self):
+            return [ExtendedNegotiationFlag("sixth-byte", "find", 5, "set byte 6")]
+
+        @hookimpl
+        def dimsekit_information_models(self):
+            return [InformationModel("study-again", MODEL_UIDS["study"], "find",
+                                     ("--study-again",), "study root, by another name")]
+
+    host = Host(pluggy.PluginManager("dimsekit"))
+    host.register(find_plugin, "find")
+    host.register(Extra(), "extra")
+    cli = build_cli(host)
+    assert "--sixth-byte" in CliRunner().invoke(cli, ["find", "--help"]).output
+    result = CliRunner().invoke(cli, ["find", "--study-again", "--sixth-byte", *STUDY_Q,
+                                      "127.0.0.1", str(scp.port)])
+    assert result.exit_code == 0, result.output
+    sent = scp.associations[0].extended_negotiation[MODEL_UIDS["study"]]
+    assert [i for i, b in enumerate(sent) if b] == [5]
