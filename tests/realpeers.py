@@ -32,6 +32,14 @@ Public fixtures (all session-scoped):
 ``orthanc_peer``
     :class:`OrthancPeer`: Orthanc (called AE ``ORTHANC``) holding the sample
     instances, with its REST API on ``http_port``.
+``tls_material``
+    :class:`TLSMaterial`: certificates and keys made with ``trustme`` for this
+    session (a CA, a server certificate for 127.0.0.1 and localhost, a client
+    certificate, an encrypted key, DER copies, a second, untrusted CA, ...).
+``orthanc_tls_peer``
+    :class:`OrthancPeer`: a second Orthanc holding the sample instances that
+    speaks DICOM over TLS only, with :attr:`TLSMaterial.server_cert`, trusting
+    :attr:`TLSMaterial.ca_cert` and requiring a client certificate.
 
 Helpers: :func:`require_binary`, :func:`free_port`, :func:`make_sample_instances`,
 :func:`run_findscu` (DCMTK findscu as a subprocess, responses counted from
@@ -71,11 +79,15 @@ __all__ = [
     "wlmscpfs_peer",
     "dcmqrscp_peer",
     "orthanc_peer",
+    "tls_material",
+    "orthanc_tls_peer",
     # peer descriptions
     "DicomPeer",
     "WorklistPeer",
     "ArchivePeer",
     "OrthancPeer",
+    "TLSMaterial",
+    "make_tls_material",
     # sample data
     "SamplePatient",
     "SampleStudy",
@@ -677,10 +689,13 @@ def run_findscu(
     *args: str,
     query_file: Path | None = None,
     timeout: float = 30.0,
+    input: str | None = None,
 ) -> FindscuResult:
     """Run DCMTK ``findscu -X -od OUT_DIR -aec peer.aet ARGS HOST PORT [QUERY_FILE]``.
 
     *args* are findscu options, e.g. ``"-S", "-k", "QueryRetrieveLevel=STUDY"``.
+    *peer* needs only ``host``, ``port`` and ``aet``; *input* is given on
+    stdin (default: none, stdin is ``/dev/null``).
     *out_dir* must be new or empty (it is created); the responses are counted
     from the files written there, which is robust against findscu's gaps in
     its response numbering.
@@ -694,8 +709,10 @@ def run_findscu(
     if query_file is not None:
         argv.append(str(query_file))
     proc = subprocess.run(
-        argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
-        timeout=timeout, check=False, env=_env(),
+        argv, capture_output=True, text=True, errors="replace", timeout=timeout,
+        check=False, env=_env(),
+        # *input*: what findscu reads on stdin (e.g. a +ps password)
+        **({"stdin": subprocess.DEVNULL} if input is None else {"input": input}),
     )
     responses = tuple(sorted(out_dir.glob("rsp*.dcm")))
     return FindscuResult(proc.returncode, responses, proc.stdout + proc.stderr)
@@ -882,6 +899,182 @@ def orthanc_peer(
         _post_instances(base_url, sample_instances)
         yield OrthancPeer(
             name="orthanc", host=LOOPBACK, port=dicom_port, aet=aet, workdir=workdir,
+            log_path=log_path, pid=proc.pid, instances=sample_instances,
+            patients=SAMPLE_PATIENTS, http_port=http_port, config_path=config,
+        )
+
+
+# --------------------------------------------------------------------------
+# TLS: certificates made at test time, and Orthanc speaking DICOM over TLS
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TLSMaterial:
+    """Keys and certificates for TLS tests, all RSA (DCMTK 3.6.7's default
+    TLS profile offers RSA suites first), PEM unless named ``*_der``.
+
+    Attributes:
+        directory: where the files are.
+        ca_cert: the CA that signed every certificate below.
+        other_ca_cert: a second CA that signed nothing here (untrusted).
+        server_cert, server_key: for ``127.0.0.1`` and ``localhost``.
+        wrong_host_cert, wrong_host_key: for ``pacs.example.org`` only.
+        client_cert, client_key: a client certificate (not a host name).
+        untrusted_client_cert, untrusted_client_key: one signed by the other CA.
+        client_key_encrypted: ``client_key`` encrypted with :attr:`password`.
+        password: the password of ``client_key_encrypted``.
+        client_cert_der, client_key_der, ca_cert_der: DER copies.
+        ca_dir: a directory holding ``ca_cert`` under OpenSSL's hashed name
+            (``<subject hash>.0``, what DCMTK's ``+cd`` needs), or None when
+            no ``openssl`` binary was found to compute the hash.
+        ca_dir_plain: a directory holding ``ca_cert`` as ``ca.pem``.
+    """
+
+    directory: Path
+    ca_cert: Path
+    other_ca_cert: Path
+    server_cert: Path
+    server_key: Path
+    wrong_host_cert: Path
+    wrong_host_key: Path
+    client_cert: Path
+    client_key: Path
+    untrusted_client_cert: Path
+    untrusted_client_key: Path
+    client_key_encrypted: Path
+    password: str
+    client_cert_der: Path
+    client_key_der: Path
+    ca_cert_der: Path
+    ca_dir: Path | None
+    ca_dir_plain: Path
+
+
+def make_tls_material(directory: Path | str, password: str = "dimsekit-Pa55") -> TLSMaterial:
+    """Write a fresh :class:`TLSMaterial` into *directory* (needs ``trustme``)."""
+    import trustme
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    rsa = trustme.KeyType.RSA
+    ca = trustme.CA(key_type=rsa, organization_name="dimsekit test CA")
+    other = trustme.CA(key_type=rsa, organization_name="dimsekit untrusted CA")
+
+    def write(name: str, blob) -> Path:
+        path = directory / name
+        blob.write_to_path(str(path))
+        return path
+
+    def issue(stem: str, *identities: str, by=ca) -> tuple[Path, Path]:
+        cert = by.issue_cert(*identities, key_type=rsa)
+        return (write(f"{stem}.pem", cert.cert_chain_pems[0]),
+                write(f"{stem}.key", cert.private_key_pem))
+
+    ca_cert = write("ca.pem", ca.cert_pem)
+    other_ca_cert = write("other-ca.pem", other.cert_pem)
+    server_cert, server_key = issue("server", "127.0.0.1", "localhost")
+    wrong_cert, wrong_key = issue("wrong-host", "pacs.example.org")
+    client_cert, client_key = issue("client", "findscu@dimsekit.test")
+    untrusted_cert, untrusted_key = issue("untrusted-client", "findscu@dimsekit.test",
+                                          by=other)
+
+    key = serialization.load_pem_private_key(client_key.read_bytes(), None)
+    encrypted = directory / "client-encrypted.key"
+    encrypted.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(password.encode())))
+    client_key_der = directory / "client.key.der"
+    client_key_der.write_bytes(key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption()))
+    client_cert_der = directory / "client.pem.der"
+    client_cert_der.write_bytes(x509.load_pem_x509_certificate(
+        client_cert.read_bytes()).public_bytes(serialization.Encoding.DER))
+    ca_cert_der = directory / "ca.der"
+    ca_cert_der.write_bytes(x509.load_pem_x509_certificate(
+        ca_cert.read_bytes()).public_bytes(serialization.Encoding.DER))
+
+    ca_dir_plain = directory / "ca-dir-plain"
+    ca_dir_plain.mkdir(exist_ok=True)
+    shutil.copy(ca_cert, ca_dir_plain / "ca.pem")
+    ca_dir: Path | None = None
+    openssl = shutil.which("openssl")
+    if openssl:
+        subject_hash = _run_tool([openssl, "x509", "-hash", "-noout", "-in",
+                                  str(ca_cert)]).stdout.strip()
+        ca_dir = directory / "ca-dir"
+        ca_dir.mkdir(exist_ok=True)
+        shutil.copy(ca_cert, ca_dir / f"{subject_hash}.0")
+
+    return TLSMaterial(
+        directory=directory, ca_cert=ca_cert, other_ca_cert=other_ca_cert,
+        server_cert=server_cert, server_key=server_key,
+        wrong_host_cert=wrong_cert, wrong_host_key=wrong_key,
+        client_cert=client_cert, client_key=client_key,
+        untrusted_client_cert=untrusted_cert, untrusted_client_key=untrusted_key,
+        client_key_encrypted=encrypted, password=password,
+        client_cert_der=client_cert_der, client_key_der=client_key_der,
+        ca_cert_der=ca_cert_der, ca_dir=ca_dir, ca_dir_plain=ca_dir_plain,
+    )
+
+
+@pytest.fixture(scope="session")
+def tls_material(tmp_path_factory: pytest.TempPathFactory) -> TLSMaterial:
+    """Fresh certificates and keys for this session (see :class:`TLSMaterial`)."""
+    try:
+        import trustme  # noqa: F401
+    except ImportError:
+        _missing("trustme is not installed (pip install -e '.[test]')")
+    return make_tls_material(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def orthanc_tls_peer(
+    tmp_path_factory: pytest.TempPathFactory,
+    sample_instances: tuple[Path, ...],
+    tls_material: TLSMaterial,
+) -> Iterator[OrthancPeer]:
+    """Orthanc (called AE ``ORTHANC``) speaking DICOM over TLS only.
+
+    Its certificate is :attr:`TLSMaterial.server_cert` (127.0.0.1 and
+    localhost; Orthanc binds every address, so ``127.0.0.2`` reaches it under
+    a name its certificate does not hold); it trusts
+    :attr:`TLSMaterial.ca_cert` and requires a client certificate
+    (``DicomTlsRemoteCertificateRequired``). Its REST API (plain HTTP,
+    loopback) is ready when ``GET /system`` answers; the sample instances are
+    uploaded through it. Orthanc 1.10 takes the settings as DCMTK 3.6.7 does:
+    TLS 1.2 and 1.3, the CA chain sent along with its certificate.
+    """
+    binary = require_binary("Orthanc")
+    aet = "ORTHANC"
+    workdir = tmp_path_factory.mktemp("orthanc-tls")
+    dicom_port, http_port = free_port(), free_port()
+    while http_port == dicom_port:
+        http_port = free_port()
+    settings = _orthanc_config(workdir, aet, dicom_port, http_port)
+    settings.update({
+        "DicomTlsEnabled": True,
+        "DicomTlsCertificate": str(tls_material.server_cert),
+        "DicomTlsPrivateKey": str(tls_material.server_key),
+        "DicomTlsTrustedCertificates": str(tls_material.ca_cert),
+        "DicomTlsRemoteCertificateRequired": True,
+    })
+    config = workdir / "orthanc.json"
+    config.write_text(json.dumps(settings, indent=2))
+    base_url = f"http://{LOOPBACK}:{http_port}"
+    with _running_peer(
+        "orthanc",
+        [binary, str(config)],
+        workdir=workdir,
+        # the TCP probe costs Orthanc one failed-handshake log line, no more
+        is_ready=_http_ready(f"{base_url}/system", also_tcp_port=dicom_port),
+    ) as (proc, log_path):
+        _post_instances(base_url, sample_instances)
+        yield OrthancPeer(
+            name="orthanc-tls", host=LOOPBACK, port=dicom_port, aet=aet, workdir=workdir,
             log_path=log_path, pid=proc.pid, instances=sample_instances,
             patients=SAMPLE_PATIENTS, http_port=http_port, config_path=config,
         )

@@ -60,6 +60,7 @@ from dimsekit.options import (
 )
 from dimsekit.records import ExtendedNegotiationFlag, InformationModel, Writer
 from dimsekit.status import category as status_category
+from dimsekit.tls import TLSSettings
 from dimsekit.status import describe_status
 
 #: marks hook implementations: ``@hookimpl def dimsekit_commands(host): ...``
@@ -83,6 +84,7 @@ __all__ = [
     "InformationModel",
     "KeyOverride",
     "PeerFailure",
+    "TLSSettings",
     "UsageError",
     "Writer",
     "apply_keys",

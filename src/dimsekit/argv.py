@@ -61,10 +61,14 @@ def expand(argv: Sequence[str]) -> list[str]:
 
 
 def masked(argv: Sequence[str]) -> list[str]:
-    """``argv`` with the values of secret options replaced by ``****``."""
+    """``argv`` with the values of secret options replaced by ``****``
+    (``+pw SECRET`` and ``--use-passwd=SECRET`` alike)."""
     out = list(argv)
-    for i, arg in enumerate(out[:-1]):
-        if arg in SECRET_OPTIONS:
+    for i, arg in enumerate(out):
+        name, eq, _ = arg.partition("=")
+        if eq and name in SECRET_OPTIONS:
+            out[i] = f"{name}=****"
+        elif arg in SECRET_OPTIONS and i + 1 < len(out):
             out[i + 1] = "****"
     return out
 

@@ -7,7 +7,9 @@ Every way of not getting an association raises
 :class:`~dimsekit.errors.AssociationError` (exit 3) with one line saying why:
 name not resolved, connection refused or timed out, rejected (result, source,
 reason), no presentation context accepted, no answer within the ACSE
-timeout.  On leaving the block the association is released, or aborted with
+timeout, a failed TLS handshake (in OpenSSL's words: ``TLS handshake with
+HOST:PORT failed: certificate verify failed: unable to get local issuer
+certificate``).  On leaving the block the association is released, or aborted with
 ``--abort`` (or when the block raises).
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
@@ -47,6 +50,12 @@ class _Observed:
     rejection: Any = None
     peer_aborted: bool = False
     connect_errors: list[str] = field(default_factory=list)
+    #: ``(stage, exception or None, when)`` for each TLS error the socket
+    #: raised (see :func:`dimsekit.tls.observe`)
+    tls_errors: list[tuple] = field(default_factory=list)
+    #: time.monotonic() when the association was requested
+    started: float = 0.0
+    abort_pdu: bool = False
 
 
 class _ConnectErrorCapture(logging.Handler):
@@ -69,6 +78,10 @@ def _on_conn_open(event: Any, observed: _Observed) -> None:
     sock = event.assoc.dul.socket.socket
     with contextlib.suppress(OSError, AttributeError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if hasattr(sock, "cipher") and log.isEnabledFor(logging.INFO):
+        from dimsekit.tls import describe
+
+        log.info("%s", describe(sock))
 
 
 def _on_acse_recv(event: Any, observed: _Observed) -> None:
@@ -80,6 +93,8 @@ def _on_acse_recv(event: Any, observed: _Observed) -> None:
         observed.rejection = primitive
     elif hasattr(primitive, "abort_source") or hasattr(primitive, "provider_reason"):
         observed.peer_aborted = True  # A-ABORT / A-P-ABORT from the other side
+        # an A-ABORT PDU came (A-P-ABORT: the connection just closed)
+        observed.abort_pdu = type(primitive).__name__ == "A_ABORT"
 
 
 def presentation_contexts(abstract_syntaxes: Iterable[str], transfer_syntaxes: Iterable[str]):
@@ -110,8 +125,44 @@ def _log_negotiation(assoc: Any) -> None:
                  " ".join(f"{b:02x}" for b in info))
 
 
+def _most_telling(errors: list[tuple]) -> BaseException | None:
+    """OpenSSL's own reason (an alert, a verify error) over a bare EOF/reset;
+    None when the peer only closed the connection."""
+    import ssl
+
+    raised = [exc for _, exc, _ in errors if exc is not None]
+    for exc in raised:
+        if isinstance(exc, ssl.SSLError) and not isinstance(
+                exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+            return exc
+    return raised[0] if raised else None
+
+
+def _tls_failure(settings: AssociationSettings, observed: _Observed) -> str | None:
+    """Why a TLS association never got going, or None if TLS is not to blame."""
+    from dimsekit.tls import TLSSettings, failure_reason, hint
+
+    tls = settings.tls if isinstance(settings.tls, TLSSettings) else TLSSettings()
+    where = f"{settings.peer}:{settings.port}"
+    if not observed.tls_errors or observed.accepted:
+        return None
+    exc = _most_telling(observed.tls_errors)
+    if exc is not None:
+        return f"TLS handshake with {where} failed: {failure_reason(exc)}{hint(tls, exc)}"
+    closed_after = observed.tls_errors[0][2] - observed.started
+    if observed.abort_pdu or (settings.acse_timeout is not None
+                              and closed_after >= settings.acse_timeout):
+        return None  # the peer said why, or we gave up first: not TLS's doing
+    return (f"TLS connection to {where} closed by the peer before it answered the "
+            f"association request{hint(tls, None)}")
+
+
 def _failure(settings: AssociationSettings, assoc: Any, observed: _Observed) -> str:
     where = f"{settings.peer}:{settings.port}"
+    if settings.tls is not None and observed.rejection is None:
+        reason = _tls_failure(settings, observed)
+        if reason:
+            return reason
     if observed.rejection is not None:
         rj = observed.rejection
         return (f"association rejected by {where}: {rj.result_str} "
@@ -135,6 +186,22 @@ def _configure_pynetdicom() -> None:
     # nothing is logged; only do that work when it will be shown
     _config.LOG_RESPONSE_IDENTIFIERS = log.isEnabledFor(logging.DEBUG)
     _config.LOG_REQUEST_IDENTIFIERS = log.isEnabledFor(logging.INFO)
+
+
+def _tls_args(settings: AssociationSettings, observed: _Observed) -> tuple | None:
+    """pynetdicom's ``(SSLContext, server_hostname)`` for ``settings.tls``."""
+    if settings.tls is None:
+        return None
+    if isinstance(settings.tls, tuple):  # a ready pair from a plugin or a test
+        context, hostname = settings.tls
+    else:
+        context = settings.tls.context()
+        hostname = settings.tls.hostname_for(settings.peer)
+    from dimsekit.tls import observe
+
+    # the socket records what OpenSSL said; pynetdicom only logs it
+    observed.tls_errors = observe(context)
+    return context, hostname
 
 
 @contextlib.contextmanager
@@ -168,11 +235,14 @@ def open_association(
         (evt.EVT_ACSE_RECV, _on_acse_recv, [observed]),
         *evt_handlers,
     ]
+    tls_args = _tls_args(settings, observed)
+    observed.started = time.monotonic()
     capture = _ConnectErrorCapture(observed)
     transport_log = logging.getLogger("pynetdicom.transport")
     transport_log.addHandler(capture)
-    log.info("Requesting Association with %s:%s (%s -> %s)", settings.peer,
-             settings.port, settings.calling_aet, settings.called_aet)
+    log.info("Requesting Association with %s:%s (%s -> %s)%s", settings.peer,
+             settings.port, settings.calling_aet, settings.called_aet,
+             " over TLS" if tls_args else "")
     try:
         assoc = ae.associate(
             settings.peer,
@@ -181,7 +251,7 @@ def open_association(
             ae_title=settings.called_aet,
             max_pdu=settings.max_pdu,
             ext_neg=list(ext_neg) or None,
-            tls_args=settings.tls,
+            tls_args=tls_args,
             evt_handlers=handlers,
         )
     except socket.gaierror as exc:

@@ -175,17 +175,223 @@ class AssociationSettings:
     max_pdu: int = 16384
     abort: bool = False
     new_vr: bool = True
+    #: :class:`dimsekit.tls.TLSSettings` (None: plain TCP); a ready
+    #: ``(ssl.SSLContext, server_hostname)`` pair is used as it is
     tls: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-# TLS: the slot every command gets through association_options; the TLS
-# work fills it (DESIGN.md "TLS").
+# ---------------------------------------------------------------------------
+# TLS (DCMTK's option set; the work is done by dimsekit.tls)
+# ---------------------------------------------------------------------------
+
+
+class OrderedOption(GroupedOption):
+    """An option whose every occurrence is noted, in command-line order.
+
+    DCMTK resolves mutually exclusive options rightmost-wins.  Options that
+    share one click name get that from click (>= 8.2), but only when they
+    take the same number of values; ``-tls`` / ``+tls KEY CERT`` / ``+tla``
+    do not, so each notes its occurrences under ``order_key`` and
+    :func:`last_given` tells which came last.
+    """
+
+    def __init__(self, *args: Any, order_key: str, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.order_key = order_key
+
+    def add_to_parser(self, parser: Any, ctx: click.Context) -> None:
+        super().add_to_parser(parser, ctx)
+        slot = f"dimsekit.order.{self.order_key}"
+        record = ctx.meta.get(slot)
+        if record is None or record[0] is not parser:
+            record = ctx.meta[slot] = (parser, [])
+        seen = record[1]
+        # click's parser keeps its options in these tables (click 7 to 8.x)
+        for table in (getattr(parser, "_long_opt", {}), getattr(parser, "_short_opt", {})):
+            for opt in self.opts:
+                parsed = table.get(opt)
+                if parsed is None or getattr(parsed, "obj", None) is not self \
+                        or getattr(parsed, "_dimsekit_noted", False):
+                    continue
+                process = parsed.process
+
+                def noting(value: Any, state: Any, _process=process) -> None:
+                    seen.append(self.name)
+                    _process(value, state)
+
+                parsed.process = noting
+                parsed._dimsekit_noted = True
+
+
+def last_given(ctx: click.Context, order_key: str, names: tuple[str, ...]) -> str | None:
+    """Which of ``names`` (options of one ``order_key``) came last, if any."""
+    record = ctx.meta.get(f"dimsekit.order.{order_key}")
+    seen = [n for n in (record[1] if record else []) if n in names]
+    if seen:
+        return seen[-1]
+    # no order noted (a click without the parser tables): first given wins
+    for name in names:
+        if _given(ctx, name):
+            return name
+    return None
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    from click.core import ParameterSource
+
+    source = ctx.get_parameter_source(name)
+    return source is not None and source not in (ParameterSource.DEFAULT,)
+
+
+_TLS_STACK = "transport protocol stack"
+_TLS_PW = "TLS private key password (only with --enable-tls)"
+_TLS_FMT = "TLS key and certificate file format"
+_TLS_CA = "TLS certification authority"
+_TLS_CS = "TLS ciphersuite and protocol version"
+_TLS_SEED = "TLS pseudo random generator (accepted, not needed)"
+_TLS_PEER = "TLS peer authentication"
+
+
+def _ordered(*decls: str, group: str, order_key: str, **kwargs: Any) -> Callable:
+    return click.option(*decls, cls=OrderedOption, group=group, order_key=order_key,
+                        **kwargs)
+
+
 _TLS_OPTIONS = (
-    option("-tls", "--disable-tls", "tls", group="transport protocol stack",
-           flag_value="none", default="none",
-           help="use normal TCP/IP connection (default)"),
+    _ordered("-tls", "--disable-tls", "tls_disable", group=_TLS_STACK,
+             order_key="tls.stack", is_flag=True,
+             help="use normal TCP/IP connection (default)"),
+    _ordered("+tls", "--enable-tls", "tls_enable", group=_TLS_STACK,
+             order_key="tls.stack", nargs=2, metavar="KEY CERT",
+             help="use authenticated secure TLS connection: private key file "
+                  "KEY, certificate file CERT"),
+    _ordered("+tla", "--anonymous-tls", "tls_anonymous", group=_TLS_STACK,
+             order_key="tls.stack", is_flag=True,
+             help="use secure TLS connection without certificate"),
+    _ordered("+ps", "--std-passwd", "tls_std_passwd", group=_TLS_PW,
+             order_key="tls.passwd", is_flag=True,
+             help="prompt user to type password on stdin (default; only if the "
+                  "key is encrypted)"),
+    _ordered("+pw", "--use-passwd", "tls_use_passwd", group=_TLS_PW,
+             order_key="tls.passwd", metavar="PASSWORD",
+             help="use specified password (visible to other users: prefer +ps)"),
+    _ordered("-pw", "--null-passwd", "tls_null_passwd", group=_TLS_PW,
+             order_key="tls.passwd", is_flag=True,
+             help="use empty string as password"),
+    option("-pem", "--pem-keys", "tls_key_format", group=_TLS_FMT, flag_value="pem",
+           help="read keys and certificates as PEM file (default)"),
+    option("-der", "--der-keys", "tls_key_format", group=_TLS_FMT, flag_value="der",
+           help="read keys and certificates as DER file (also +cf/+cd files)"),
+    option("+cf", "--add-cert-file", "tls_ca_files", group=_TLS_CA, multiple=True,
+           metavar="FILE", help="add certificate file to list of certificates "
+                                "(trusted CAs; repeatable)"),
+    option("+cd", "--add-cert-dir", "tls_ca_dirs", group=_TLS_CA, multiple=True,
+           metavar="DIR", help="add certificates in DIR to list of certificates "
+                               "(every certificate file in it; repeatable)"),
+    option("+cs", "--cipher", "tls_ciphers", group=_TLS_CS, multiple=True,
+           metavar="NAME", help="add ciphersuite to list of negotiated suites "
+                                "(OpenSSL or IANA name; TLS 1.2; repeatable)"),
+    option("+dp", "--dhparam", "tls_dhparam", group=_TLS_CS, metavar="FILE",
+           help="read DH parameters for DH/DSS ciphersuites (a server's concern)"),
+    option("--tls-min-version", "tls_min_version", group=_TLS_CS,
+           type=click.Choice(["1.2", "1.3"]), default="1.2", show_default=True,
+           metavar="VERSION", help="lowest TLS protocol version accepted: 1.2 or 1.3"),
+    option("+rs", "--seed", "tls_seed", group=_TLS_SEED, metavar="FILE",
+           help="seed random generator with contents of FILE"),
+    option("+ws", "--write-seed", "tls_write_seed", group=_TLS_SEED, is_flag=True,
+           help="write back modified seed (only with --seed)"),
+    option("+wf", "--write-seed-file", "tls_write_seed_file", group=_TLS_SEED,
+           metavar="FILE", help="write modified seed to file FILE (only with --seed)"),
+    option("-rc", "--require-peer-cert", "tls_peer_cert", group=_TLS_PEER,
+           flag_value="require",
+           help="verify peer certificate and host name, fail if absent (default)"),
+    option("-vc", "--verify-peer-cert", "tls_peer_cert", group=_TLS_PEER,
+           flag_value="verify",
+           help="verify peer certificate if present (a TLS server always "
+                "presents one: as -rc)"),
+    option("-ic", "--ignore-peer-cert", "tls_peer_cert", group=_TLS_PEER,
+           flag_value="ignore", help="don't verify peer certificate (insecure)"),
+    option("--request-sni", "--tls-server-name", "tls_server_name", group=_TLS_PEER,
+           metavar="NAME", help="send NAME as TLS server name (SNI) and verify the "
+                                "peer certificate against it (default: PEER)"),
 )
+
+#: the TLS parameters' names, and how to call each in a message
+_TLS_SPELLINGS = {
+    "tls_disable": "-tls/--disable-tls",
+    "tls_enable": "+tls/--enable-tls",
+    "tls_anonymous": "+tla/--anonymous-tls",
+    "tls_std_passwd": "+ps/--std-passwd",
+    "tls_use_passwd": "+pw/--use-passwd",
+    "tls_null_passwd": "-pw/--null-passwd",
+    "tls_key_format": "-pem/-der",
+    "tls_ca_files": "+cf/--add-cert-file",
+    "tls_ca_dirs": "+cd/--add-cert-dir",
+    "tls_ciphers": "+cs/--cipher",
+    "tls_dhparam": "+dp/--dhparam",
+    "tls_min_version": "--tls-min-version",
+    "tls_seed": "+rs/--seed",
+    "tls_write_seed": "+ws/--write-seed",
+    "tls_write_seed_file": "+wf/--write-seed-file",
+    "tls_peer_cert": "-rc/-vc/-ic",
+    "tls_server_name": "--request-sni",
+}
+_TLS_NAMES = tuple(_TLS_SPELLINGS)
+_PASSWORD_OPTIONS = ("tls_std_passwd", "tls_use_passwd", "tls_null_passwd")
+#: accepted for compatibility, never an error (OpenSSL seeds itself)
+_SEED_OPTIONS = ("tls_seed", "tls_write_seed", "tls_write_seed_file")
+
+
+def _build_tls(values: dict[str, Any]) -> Any:
+    """:class:`~dimsekit.tls.TLSSettings` from the TLS options, or None (no TLS).
+
+    Options that only make sense with TLS are a usage error without it
+    (DCMTK's rule; it also catches a forgotten ``+tls`` before plain-text
+    traffic goes out), except the seed options, which are never an error.
+    """
+    from dimsekit.errors import UsageError
+    from dimsekit.tls import TLSSettings
+
+    ctx = click.get_current_context()
+    stack = last_given(ctx, "tls.stack", ("tls_disable", "tls_enable", "tls_anonymous"))
+    mode = {"tls_enable": "authenticated", "tls_anonymous": "anonymous"}.get(stack or "")
+    if mode != "authenticated":
+        for name in _PASSWORD_OPTIONS:
+            if _given(ctx, name):
+                raise UsageError(f"{_TLS_SPELLINGS[name]} needs +tls/--enable-tls")
+    if mode is None:
+        for name in _TLS_NAMES[3:]:
+            if name in _PASSWORD_OPTIONS or name in _SEED_OPTIONS:
+                continue
+            if _given(ctx, name):
+                raise UsageError(f"{_TLS_SPELLINGS[name]} needs +tls/--enable-tls "
+                                 f"or +tla/--anonymous-tls")
+        return None
+
+    password_option = last_given(ctx, "tls.passwd", _PASSWORD_OPTIONS)
+    password_source = {"tls_use_passwd": "given", "tls_null_passwd": "null"}.get(
+        password_option or "", "prompt")
+    key_file, cert_file = values["tls_enable"] or (None, None)
+    write_seed = values["tls_write_seed_file"] or (
+        values["tls_seed"] if values["tls_write_seed"] else None)
+    return TLSSettings(
+        mode=mode,
+        key_file=key_file if mode == "authenticated" else None,
+        cert_file=cert_file if mode == "authenticated" else None,
+        password_source=password_source,
+        password=values["tls_use_passwd"] if password_source == "given" else None,
+        key_format=values["tls_key_format"] or "pem",
+        ca_files=tuple(values["tls_ca_files"] or ()),
+        ca_dirs=tuple(values["tls_ca_dirs"] or ()),
+        ciphers=tuple(values["tls_ciphers"] or ()),
+        dhparam=values["tls_dhparam"],
+        seed_file=values["tls_seed"],
+        write_seed_file=write_seed,
+        peer_cert=values["tls_peer_cert"],
+        server_name=values["tls_server_name"],
+        min_version=values["tls_min_version"] or "1.2",
+    )
 
 
 def _timeout(value: float | None) -> float | None:
@@ -195,7 +401,12 @@ def _timeout(value: float | None) -> float | None:
 
 def _build_association(calling_aet, called_aet, transfer_syntax, connect_timeout,
                        acse_timeout, dimse_timeout, network_timeout, max_pdu,
-                       abort, new_vr, tls, **_: Any) -> AssociationSettings:
+                       abort, new_vr, **tls_values: Any) -> AssociationSettings:
+    tls = _build_tls(tls_values)
+    if tls is not None:
+        # keys, certificates, CAs read now: a wrong password or an unreadable
+        # file is a usage error before any network traffic
+        tls.context()
     return AssociationSettings(
         calling_aet=calling_aet,
         called_aet=called_aet,
@@ -207,7 +418,7 @@ def _build_association(calling_aet, called_aet, transfer_syntax, connect_timeout
         max_pdu=max_pdu,
         abort=abort,
         new_vr=new_vr,
-        tls=None if tls == "none" else tls,
+        tls=tls,
     )
 
 
@@ -275,7 +486,7 @@ def association_options(default_calling_aet: str = "DIMSEKIT") -> Callable:
         *_TLS_OPTIONS,
         _collect(("calling_aet", "called_aet", "new_vr", "transfer_syntax",
                   "connect_timeout", "acse_timeout", "dimse_timeout",
-                  "network_timeout", "max_pdu", "abort", "tls"),
+                  "network_timeout", "max_pdu", "abort", *_TLS_NAMES),
                  "association", _build_association),
     )
 
