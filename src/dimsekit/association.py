@@ -157,8 +157,25 @@ def _tls_failure(settings: AssociationSettings, observed: _Observed) -> str | No
             f"association request{hint(tls, None)}")
 
 
-def _failure(settings: AssociationSettings, assoc: Any, observed: _Observed) -> str:
+def _queued_rejection(assoc: Any) -> Any:
+    """A reject pynetdicom received but never read.
+
+    A peer that closes the connection right after A-ASSOCIATE-RJ (DCMTK's
+    dcmqrscp does) makes pynetdicom stop waiting before it reads the reply,
+    which stays queued for the (gone) user.
+    """
+    queue = getattr(getattr(assoc, "dul", None), "to_user_queue", None)
+    for primitive in list(getattr(queue, "queue", ())):
+        if getattr(primitive, "result", None) in (0x01, 0x02):
+            return primitive
+    return None
+
+
+def _failure(settings: AssociationSettings, assoc: Any, observed: _Observed,
+             elapsed: float = 0.0) -> str:
     where = f"{settings.peer}:{settings.port}"
+    if observed.rejection is None:
+        observed.rejection = _queued_rejection(assoc)
     if settings.tls is not None and observed.rejection is None:
         reason = _tls_failure(settings, observed)
         if reason:
@@ -175,6 +192,8 @@ def _failure(settings: AssociationSettings, assoc: Any, observed: _Observed) -> 
         return f"no presentation context accepted by {where} (proposed: {wanted})"
     if observed.peer_aborted:
         return f"association aborted by {where} during negotiation"
+    if settings.acse_timeout and elapsed < 0.9 * settings.acse_timeout:
+        return f"{where} closed the connection during association negotiation"
     return (f"no answer to the association request from {where} within "
             f"{settings.acse_timeout} s (ACSE timeout)")
 
@@ -243,6 +262,7 @@ def open_association(
     log.info("Requesting Association with %s:%s (%s -> %s)%s", settings.peer,
              settings.port, settings.calling_aet, settings.called_aet,
              " over TLS" if tls_args else "")
+    started = time.monotonic()
     try:
         assoc = ae.associate(
             settings.peer,
@@ -262,7 +282,8 @@ def open_association(
         transport_log.removeHandler(capture)
 
     if not assoc.is_established:
-        raise AssociationError(_failure(settings, assoc, observed))
+        raise AssociationError(_failure(settings, assoc, observed,
+                                        time.monotonic() - started))
     _log_negotiation(assoc)
     ok = False
     try:
