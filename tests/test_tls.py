@@ -297,18 +297,9 @@ def test_unusable_key_material_is_exit_2_before_any_traffic(args, message, tls_m
 # ---------------------------------------------------------------------------
 
 
-class TLSQuerySCP(QuerySCP):
-    """:class:`QuerySCP` wrapping every accepted socket in ``ssl_context``."""
-
-    def __init__(self, ssl_context: ssl.SSLContext, **kwargs):
-        super().__init__(**kwargs)
-        self.ssl_context = ssl_context
-
-    def start(self) -> "TLSQuerySCP":
-        super().start()
-        # pynetdicom's AssociationServer wraps each accepted socket in it
-        self._server.ssl_context = self.ssl_context
-        return self
+def TLSQuerySCP(ssl_context: ssl.SSLContext, **kwargs) -> QuerySCP:
+    """:class:`QuerySCP` speaking TLS with ``ssl_context``."""
+    return QuerySCP(ssl_context=ssl_context, **kwargs)
 
 
 def server_context(m: TLSMaterial, *, cert: str = "server",

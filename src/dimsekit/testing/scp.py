@@ -604,6 +604,9 @@ class QuerySCP:
     echo_abort_after:
         ``N``: abort the association instead of answering its C-ECHO N+1
         (``0``: abort at the first C-ECHO).
+    ssl_context:
+        A server-side :class:`ssl.SSLContext`: speak DICOM TLS (each
+        accepted connection is wrapped in it).
     """
 
     def __init__(
@@ -626,6 +629,7 @@ class QuerySCP:
         echo_status: int | None = None,
         echo_delay: float = 0.0,
         echo_abort_after: int | None = None,
+        ssl_context: Any = None,
     ) -> None:
         self.ae_title = ae_title
         self.host = host
@@ -645,6 +649,7 @@ class QuerySCP:
         self.echo_status = echo_status
         self.echo_delay = echo_delay
         self.echo_abort_after = echo_abort_after
+        self.ssl_context = ssl_context
 
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -699,7 +704,8 @@ class QuerySCP:
             (evt.EVT_C_ECHO, self._on_echo),
         ]
         server = ae.start_server(
-            (self.host, self._requested_port), block=False, evt_handlers=handlers
+            (self.host, self._requested_port), block=False, evt_handlers=handlers,
+            ssl_context=self.ssl_context,
         )
         self._ae = ae
         self._server = server
