@@ -49,10 +49,9 @@ class Host:
     # -- loading ----------------------------------------------------------
 
     def register(self, plugin: Any, name: str, *, distribution: str | None = None,
-                 version: str | None = None) -> bool:
+                 version: str | None = None, dist: Any = None) -> bool:
         """Register ``plugin`` under ``name``; a failure costs a warning line."""
-        info = PluginInfo(name=name, distribution=distribution, version=version,
-                          status="loaded")
+        info = PluginInfo(name, distribution, version, "loaded", dist=dist)
         self.plugins[name] = info
         try:
             self.pm.register(plugin, name=name)
@@ -85,31 +84,28 @@ class Host:
         wanted: set[str] | None = None
         if LOAD_ENV in env:
             wanted = {n.strip() for n in env[LOAD_ENV].split(",") if n.strip()}
-        def dist_name_of(ep) -> str | None:
-            dist = getattr(ep, "dist", None)
-            return dist.name if dist is not None else None
+        def builtin(ep) -> bool:
+            # by module, not by distribution: reading a distribution's
+            # metadata costs start-up time every `dimsekit` run pays
+            return ep.value.split(":")[0].split(".")[0] == PROJECT
 
         # built-ins first, then third parties by name: a stable order for
         # hook results and for messages naming two plugins
-        eps = sorted(entry_points(group=PROJECT),
-                     key=lambda ep: (dist_name_of(ep) != PROJECT, ep.name))
+        eps = sorted(entry_points(group=PROJECT), key=lambda ep: (not builtin(ep), ep.name))
         for ep in eps:
-            dist = getattr(ep, "dist", None)
-            dist_name = dist_name_of(ep)
-            builtin = dist_name == PROJECT
-            if wanted is not None and not builtin and ep.name not in wanted:
+            if wanted is not None and not builtin(ep) and ep.name not in wanted:
                 continue
             if ep.name in self.plugins:
                 continue  # the same distribution seen twice on sys.path
-            version = dist.version if dist is not None else None
+            dist = getattr(ep, "dist", None)
             try:
                 plugin = ep.load()
             except Exception as exc:  # noqa: BLE001
-                info = PluginInfo(ep.name, dist_name, version, "failed")
+                info = PluginInfo(ep.name, status="failed", dist=dist)
                 self.plugins[ep.name] = info
                 self._failed(info, exc)
                 continue
-            self.register(plugin, ep.name, distribution=dist_name, version=version)
+            self.register(plugin, ep.name, dist=dist)
 
     # -- collecting -------------------------------------------------------
 
@@ -128,7 +124,7 @@ class Host:
                 result = impl.function(**args)
                 items = list(result or ())
             except Exception as exc:  # noqa: BLE001
-                info = self.plugins.setdefault(name, PluginInfo(name, None, None, "loaded"))
+                info = self.plugins.setdefault(name, PluginInfo(name))
                 self._failed(info, exc)
                 continue
             out.extend((name, item) for item in items)

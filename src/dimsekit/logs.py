@@ -9,7 +9,6 @@ up to a :func:`logging.config.fileConfig` file instead.
 from __future__ import annotations
 
 import logging
-import logging.config
 import sys
 import warnings
 
@@ -110,6 +109,8 @@ def setup_logging(level: int, log_config: str | None = None) -> None:
     """
     global _handler
     if log_config:
+        import logging.config
+
         try:
             logging.config.fileConfig(log_config, disable_existing_loggers=False)
         except Exception as exc:  # noqa: BLE001 - any config error is a usage error

@@ -63,13 +63,30 @@ class Writer:
 
 @dataclass
 class PluginInfo:
-    """What ``dimsekit plugins`` reports about one plugin."""
+    """What ``dimsekit plugins`` reports about one plugin.
+
+    ``dist`` is the importlib.metadata distribution: its name and version
+    are read from it only when asked (parsing METADATA costs start-up time).
+    """
 
     name: str
-    distribution: str | None
-    version: str | None
-    status: str  # "loaded" or "failed: <error>"
+    explicit_distribution: str | None = None
+    explicit_version: str | None = None
+    status: str = "loaded"  # or "failed: <error>"
     hooks: list[str] = field(default_factory=list)
+    dist: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def distribution(self) -> str | None:
+        if self.explicit_distribution is None and self.dist is not None:
+            return self.dist.name
+        return self.explicit_distribution
+
+    @property
+    def version(self) -> str | None:
+        if self.explicit_version is None and self.dist is not None:
+            return self.dist.version
+        return self.explicit_version
 
     def as_dict(self) -> dict[str, Any]:
         return {
