@@ -109,10 +109,10 @@ def setup_logging(level: int, log_config: str | None = None) -> None:
     """
     global _handler
     if log_config:
-        import logging.config
+        from logging import config as logging_config
 
         try:
-            logging.config.fileConfig(log_config, disable_existing_loggers=False)
+            logging_config.fileConfig(log_config, disable_existing_loggers=False)
         except Exception as exc:  # noqa: BLE001 - any config error is a usage error
             raise UsageError(f"cannot use log config {log_config!r}: {exc}") from None
         return
