@@ -1,0 +1,1289 @@
+#!/usr/bin/env python3
+"""Benchmark ``dimsekit find`` against DCMTK ``findscu`` and pynetdicom ``findscu``.
+
+One run sets up its own peers on loopback (Orthanc and DCMTK ``wlmscpfs``),
+then measures the three tools side by side -- alternating runs, medians --
+and prints a table with ratios and the targets of the performance issue:
+
+1. a 5,000-match STUDY query (6 return keys) against Orthanc holding 5,000
+   studies: wall and CPU, output to /dev/null, for ``--format dump`` and
+   ``--format ndjson`` (a format ``dimsekit find --help`` does not list is
+   skipped with a note);
+2. 200 one-match queries on one association (``--repeat 200``): time per
+   query, as (run with --repeat 200 - run with --repeat 1) / 199;
+3. start-up: ``dimsekit --help`` and ``dimsekit find --help`` against
+   ``python -c pass`` and DCMTK ``findscu --help`` (and whether the top-level
+   help imported pynetdicom or pydicom);
+4. peak RSS of a 2,000-response and a 20,000-response worklist query
+   against ``wlmscpfs`` serving a generated database.
+
+Usage (with the project's virtualenv, which has pydicom; nothing else is
+imported from outside the standard library)::
+
+    .venv/bin/python bench/bench_find.py            # full run, ~10 minutes
+    .venv/bin/python bench/bench_find.py --quick    # fewer, lighter runs
+    .venv/bin/python bench/bench_find.py --cases 2,3 --runs 7
+    .venv/bin/python bench/bench_find.py --profile prof/   # + cProfile of cases 1, 2
+
+Needs DCMTK (``findscu``, ``wlmscpfs``) and Orthanc (``Orthanc``):
+``apt-get install -y dcmtk orthanc``.  Wall time, CPU time (user + system)
+and peak RSS of each tool run come from ``os.wait4`` on that one child
+process (the kernel's own accounting, the same numbers ``/usr/bin/time -v``
+prints), so GNU ``time`` is not needed.
+
+The generated data is cached (``--cache``, default
+``~/.cache/dimsekit-bench``): Orthanc's storage and index with the studies,
+and the worklist database.  Reruns reuse them; ``--regenerate`` starts
+over.  Results go to a JSON file (``--json``, default
+``<cache>/results/<timestamp>.json``).
+
+Exit status: 0 when every measured target passes, 1 when one fails, 2 when
+the benchmark itself could not run (a missing tool, a peer that did not
+start, a tool run that failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import hashlib
+import io
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+LOOPBACK = "127.0.0.1"
+#: bump when the generated data changes: the cache is rebuilt
+DATA_VERSION = 1
+#: DCMTK 3.6.7 (and Orthanc, which is built on it) leave Nagle's algorithm on
+#: unless their environment has TCP_NODELAY=1; every tool and peer gets it
+BENCH_ENV = {"TCP_NODELAY": "1"}
+UID_ROOT = "2.25."
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+STUDY_KEYS = ("PatientName", "PatientID", "StudyDate", "StudyDescription",
+              "AccessionNumber", "StudyInstanceUID")
+WORKLIST_KEYS = ("PatientName", "PatientID", "AccessionNumber", "StudyInstanceUID",
+                 "ScheduledProcedureStepSequence[0].Modality",
+                 "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate")
+MIB = 1024 * 1024
+
+
+def note(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class BenchError(Exception):
+    """The benchmark cannot go on (exit 2)."""
+
+
+# --------------------------------------------------------------------------
+# running one tool and measuring it
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    wall: float  # s
+    cpu: float  # s, user + system
+    user: float
+    system: float
+    maxrss: float | None  # MiB
+    rc: int
+
+
+def bench_env() -> dict[str, str]:
+    return {**os.environ, **BENCH_ENV}
+
+
+#: GNU time, for peak RSS (see measure); found in main()
+GNU_TIME: str | None = None
+#: without GNU time: a minimal Python launcher does its job (its own ~8 MiB
+#: then floor the figures)
+LAUNCHER = (
+    "import os, sys\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    try:\n"
+    "        os.execvp(sys.argv[2], sys.argv[2:])\n"
+    "    finally:\n"
+    "        os._exit(127)\n"
+    "_, st, ru = os.wait4(pid, 0)\n"
+    "open(sys.argv[1], 'w').write(str(ru.ru_maxrss))\n"
+    "sys.exit(os.waitstatus_to_exitcode(st))\n"
+)
+
+
+def measure(argv: Sequence[str], *, rss: bool = True) -> Sample:
+    """Run ``argv`` once, stdout and stderr to /dev/null.
+
+    Wall clock is taken around the run; CPU (user + system) and peak RSS
+    come from ``os.wait4``.  Linux keeps a process's RSS high-water mark
+    across exec, so a child spawned straight from this (big) Python would
+    report at least our own RSS: with ``rss`` the child is started through
+    GNU ``time``, a small C program whose fork has almost nothing mapped,
+    and its ``%M`` is the child's own peak.  (wait4 on ``time`` still gives
+    the CPU of time + child; time itself costs ~1 ms.)
+    """
+    with tempfile.NamedTemporaryFile("r", prefix="bench-rss-", delete=True) as rss_file:
+        wrap: list[str] = []
+        if rss:
+            wrap = ([GNU_TIME, "-f", "%M", "-o", rss_file.name, "--"] if GNU_TIME else
+                    [sys.executable, "-I", "-S", "-c", LAUNCHER, rss_file.name])
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([*wrap, *argv], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=bench_env())
+        _, status, ru = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        maxrss = ru.ru_maxrss / 1024  # KiB -> MiB; floored at our own RSS (see above)
+        if wrap:
+            text = rss_file.read().strip().splitlines()
+            with contextlib.suppress(ValueError, IndexError):
+                maxrss = int(text[-1]) / 1024
+    return Sample(wall=wall, cpu=ru.ru_utime + ru.ru_stime, user=ru.ru_utime,
+                  system=ru.ru_stime, maxrss=maxrss if rss else None, rc=proc.returncode)
+
+
+def capture(argv: Sequence[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(list(argv), stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=timeout, env=bench_env(), check=False)
+
+
+def check_run(name: str, argv: Sequence[str], sample: Sample) -> None:
+    if sample.rc != 0:
+        proc = capture(argv)
+        tail = (proc.stderr or b"").decode("utf-8", "replace")[-2000:]
+        raise BenchError(f"{name} exited {sample.rc}: {shlex.join(argv)}\n{tail}")
+
+
+# --------------------------------------------------------------------------
+# finding the tools
+# --------------------------------------------------------------------------
+
+
+def _which_outside_venv(name: str) -> str | None:
+    """``name`` on PATH or in sbin, skipping this interpreter's bin folder
+    (pynetdicom installs a ``findscu`` there that is not DCMTK's)."""
+    venv_bin = os.path.realpath(os.path.dirname(sys.executable))
+    path = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
+                           if d and os.path.realpath(d) != venv_bin)
+    return (shutil.which(name, path=path)
+            or shutil.which(name, path="/usr/local/sbin:/usr/sbin:/sbin"))
+
+
+@dataclass
+class Tools:
+    dimsekit: list[str]
+    dimsekit_python: str
+    dcmtk_findscu: str
+    pynetdicom_findscu: list[str]
+    python: str
+    orthanc: str | None
+    wlmscpfs: str | None
+    dimsekit_formats: list[str] = field(default_factory=list)
+
+    @classmethod
+    def find(cls, args: argparse.Namespace) -> "Tools":
+        here = Path(sys.executable).parent
+        dimsekit = args.dimsekit or str(here / "dimsekit")
+        if not os.path.exists(dimsekit):
+            dimsekit = shutil.which("dimsekit") or ""
+        if not dimsekit:
+            raise BenchError("dimsekit not found: give --dimsekit PATH")
+        # the interpreter in the console script's #! line (for -X importtime, cProfile)
+        with open(dimsekit, "rb") as fh:
+            first = fh.readline().decode("utf-8", "replace").strip()
+        dk_python = first[2:].strip() if first.startswith("#!") else sys.executable
+        findscu = args.dcmtk_findscu or _which_outside_venv("findscu")
+        if not findscu:
+            raise BenchError("DCMTK findscu not found (apt-get install -y dcmtk)")
+        pyn = shlex.split(args.pynetdicom_findscu) if args.pynetdicom_findscu else \
+            [sys.executable, "-m", "pynetdicom", "findscu"]
+        tools = cls(
+            dimsekit=[dimsekit], dimsekit_python=dk_python, dcmtk_findscu=findscu,
+            pynetdicom_findscu=pyn, python=sys.executable,
+            orthanc=args.orthanc or _which_outside_venv("Orthanc"),
+            wlmscpfs=args.wlmscpfs or _which_outside_venv("wlmscpfs"),
+        )
+        tools.dimsekit_formats = tools._find_formats()
+        return tools
+
+    def _find_formats(self) -> list[str]:
+        """The --format choices ``dimsekit find --help`` lists."""
+        proc = capture([*self.dimsekit, "find", "--help"], timeout=60)
+        text = proc.stdout.decode("utf-8", "replace")
+        flat = " ".join(text.split())
+        start = flat.find("--format")
+        if start < 0:
+            return ["dump"]
+        chunk = flat[start:start + 300]
+        # click shows choices as [dump|json|...]
+        if "[" in chunk and "]" in chunk:
+            inner = chunk[chunk.index("[") + 1:chunk.index("]")]
+            return [c.strip() for c in inner.split("|") if c.strip()]
+        return ["dump"]
+
+
+def versions(tools: Tools) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, argv in (("dcmtk", [tools.dcmtk_findscu, "--version"]),
+                       ("orthanc", [tools.orthanc or "Orthanc", "--version"])):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            proc = capture(argv, timeout=30)
+            lines = (proc.stdout + proc.stderr).decode("utf-8", "replace").splitlines()
+            out[name] = next((ln.strip() for ln in lines if ln.strip()), "?")
+    code = ("import importlib.metadata as m\n"
+            "for d in ('dimsekit','pynetdicom','pydicom','click','pluggy'):\n"
+            "    try: print(d, m.version(d))\n"
+            "    except Exception: print(d, '?')\n")
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        proc = capture([tools.dimsekit_python, "-c", code], timeout=30)
+        for line in proc.stdout.decode().splitlines():
+            name, _, ver = line.partition(" ")
+            out[name] = ver
+    out["python"] = capture([tools.dimsekit_python, "-c",
+                             "import sys; print(sys.version.split()[0])"]
+                            ).stdout.decode().strip()
+    return out
+
+
+def machine() -> dict[str, object]:
+    cpu = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) // 1024} MiB"
+    return {"cpu": cpu, "cpus": os.cpu_count(), "memory": mem,
+            "kernel": platform.release(), "platform": platform.platform()}
+
+
+#: environment variables that change how fast a Python tool runs: with
+#: PYTHONUNBUFFERED sys.stdout.buffer makes one write() per write call; with
+#: PYTHONDONTWRITEBYTECODE an editable install recompiles its modules each run
+PYTHON_ENV = ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX",
+              "PYTHONOPTIMIZE", "PYTHONDEVMODE", "PYTHONMALLOC", "PYTHONPROFILEIMPORTTIME")
+
+
+# --------------------------------------------------------------------------
+# peers
+# --------------------------------------------------------------------------
+
+_LIVE: list[subprocess.Popen] = []
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+    # wlmscpfs forks one child per association: end the whole group
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def running(name: str, argv: Sequence[str], workdir: Path,
+            ready: Callable[[], bool], timeout: float = 60) -> Iterator[subprocess.Popen]:
+    log_path = workdir / f"{name}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(list(argv), cwd=workdir, stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, env=bench_env(),
+                                start_new_session=True)
+    _LIVE.append(proc)
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if proc.poll() is not None:
+                raise BenchError(f"{name} exited {proc.returncode} at start; log "
+                                 f"{log_path}:\n{log_path.read_text(errors='replace')[-2000:]}")
+            if time.monotonic() > deadline:
+                raise BenchError(f"{name} not ready within {timeout:.0f} s; log {log_path}")
+            time.sleep(0.1)
+        yield proc
+    finally:
+        _stop(proc)
+        _LIVE.remove(proc)
+
+
+def _tcp_accepts(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((LOOPBACK, port)) == 0
+
+
+def http_json(url: str, data: bytes | None = None, timeout: float = 60):
+    req = urllib.request.Request(url, data=data, method="POST" if data else "GET",
+                                 headers={"Content-Type": "application/dicom"} if data else {})
+    with urllib.request.urlopen(req, timeout=timeout) as rsp:
+        return json.load(rsp)
+
+
+def study_uid(i: int) -> str:
+    digest = hashlib.sha256(f"dimsekit-bench-study-{i}".encode()).digest()
+    return UID_ROOT + str(int.from_bytes(digest[:16], "big"))
+
+
+def _uid(kind: str, i: int) -> str:
+    digest = hashlib.sha256(f"dimsekit-bench-{kind}-{i}".encode()).digest()
+    return UID_ROOT + str(int.from_bytes(digest[:16], "big"))
+
+
+def study_instance(i: int) -> bytes:
+    """A minimal Secondary Capture instance: one study, one series, no pixels."""
+    from pydicom import Dataset, dcmwrite
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    sop_uid = _uid("instance", i)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.SOPClassUID = SECONDARY_CAPTURE
+    ds.SOPInstanceUID = sop_uid
+    day = datetime.date(2000, 1, 1) + datetime.timedelta(days=i % 9000)
+    ds.StudyDate = day.strftime("%Y%m%d")
+    ds.StudyTime = f"{(i // 60) % 24:02d}{i % 60:02d}00"
+    ds.AccessionNumber = f"ACC{i:07d}"
+    ds.Modality = "OT"
+    ds.ReferringPhysicianName = ""
+    ds.StudyDescription = f"Benchmark study {i}"
+    ds.PatientName = f"BENCH^PATIENT{i:05d}"
+    ds.PatientID = f"BP{i:05d}"
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "O"
+    ds.StudyInstanceUID = study_uid(i)
+    ds.SeriesInstanceUID = _uid("series", i)
+    ds.StudyID = str(i % 100000)
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = 1
+    ds.ConversionType = "WSD"
+    buf = io.BytesIO()
+    dcmwrite(buf, ds, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def orthanc_config(base: Path, dicom_port: int, http_port: int) -> dict:
+    return {
+        "Name": "dimsekit-bench",
+        "StorageDirectory": str(base / "storage"),
+        "IndexDirectory": str(base / "index"),
+        "StorageCompression": False,
+        "SyncStorageArea": False,
+        "Plugins": [],
+        "LuaScripts": [],
+        "HttpServerEnabled": True,
+        "HttpPort": http_port,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "SslEnabled": False,
+        "OrthancExplorerEnabled": False,
+        "WebDavEnabled": False,
+        "MetricsEnabled": False,
+        "HttpThreadsCount": 8,
+        "DicomServerEnabled": True,
+        "DicomAet": "ORTHANC",
+        "DicomPort": dicom_port,
+        "DicomCheckCalledAet": False,
+        "DicomAlwaysAllowEcho": True,
+        "DicomAlwaysAllowFind": True,
+        "DicomAlwaysAllowStore": True,
+        "DicomModalities": {},
+        "DicomThreadsCount": 4,
+        "LimitFindResults": 0,
+        "LimitFindInstances": 0,
+        "ConcurrentJobs": 1,
+        "SaveJobs": False,
+        "JobsHistorySize": 1,
+        "StableAge": 1,
+        "OverwriteInstances": False,
+    }
+
+
+@dataclass
+class OrthancPeer:
+    port: int
+    http_port: int
+    aet: str = "ORTHANC"
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.http_port}"
+
+
+@contextlib.contextmanager
+def orthanc_peer(tools: Tools, cache: Path, studies: int,
+                 info: dict) -> Iterator[OrthancPeer]:
+    if not tools.orthanc:
+        raise BenchError("Orthanc not found (apt-get install -y orthanc)")
+    base = cache / f"orthanc-{studies}"  # case 1 expects exactly `studies` matches
+    base.mkdir(parents=True, exist_ok=True)
+    dicom_port, http_port = free_port(), free_port()
+    while http_port == dicom_port:
+        http_port = free_port()
+    config = base / "orthanc.json"
+    config.write_text(json.dumps(orthanc_config(base, dicom_port, http_port), indent=2))
+    peer = OrthancPeer(dicom_port, http_port)
+
+    def ready() -> bool:
+        if not _tcp_accepts(dicom_port):
+            return False
+        try:
+            http_json(peer.url + "/system", timeout=2)
+            return True
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+
+    with running("orthanc", [tools.orthanc, str(config)], base, ready):
+        system = http_json(peer.url + "/system")
+        info["orthanc_version"] = system.get("Version")
+        fill_orthanc(peer, base, studies, info)
+        yield peer
+
+
+def fill_orthanc(peer: OrthancPeer, base: Path, studies: int, info: dict) -> None:
+    """Store ``studies`` generated studies unless the cached storage has them."""
+    stamp = base / "generated.json"
+    have = int(http_json(peer.url + "/statistics").get("CountStudies", 0))
+    meta = {}
+    with contextlib.suppress(OSError, ValueError):
+        meta = json.loads(stamp.read_text())
+    if have >= studies and meta.get("version") == DATA_VERSION:
+        note(f"orthanc: reusing {have} cached studies in {base} "
+             f"(generated in {meta.get('seconds', '?')} s on {meta.get('date', '?')})")
+        info["orthanc_generation"] = {**meta, "reused": True, "studies": have}
+        return
+    note(f"orthanc: generating {studies - have if have < studies else studies} studies "
+         f"(pydicom, POST /instances, 8 threads) ...")
+    t0 = time.perf_counter()
+    failures: list[str] = []
+
+    def post(i: int) -> None:
+        try:
+            status = http_json(peer.url + "/instances", data=study_instance(i)).get("Status")
+            if status not in ("Success", "AlreadyStored"):
+                failures.append(f"study {i}: {status}")
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            failures.append(f"study {i}: {exc}")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(post, range(studies)))
+    seconds = round(time.perf_counter() - t0, 1)
+    if failures:
+        raise BenchError(f"orthanc refused {len(failures)} instances, e.g. {failures[0]}")
+    have = int(http_json(peer.url + "/statistics").get("CountStudies", 0))
+    if have < studies:
+        raise BenchError(f"orthanc holds {have} studies after upload, wanted {studies}")
+    meta = {"version": DATA_VERSION, "studies": studies, "seconds": seconds,
+            "rate_per_s": round(studies / max(seconds, 1e-9)),
+            "date": datetime.datetime.now().isoformat(timespec="seconds")}
+    stamp.write_text(json.dumps(meta))
+    note(f"orthanc: stored {studies} studies in {seconds} s "
+         f"({meta['rate_per_s']}/s)")
+    info["orthanc_generation"] = {**meta, "reused": False}
+
+
+def worklist_item(i: int):
+    from pydicom import Dataset
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.276.0.7230010.3.1.0.1"  # DCMTK's worklist file class
+    meta.MediaStorageSOPInstanceUID = _uid("worklist", i)
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.AccessionNumber = f"WACC{i:06d}"
+    ds.PatientName = f"WORKLIST^PATIENT{i:05d}"
+    ds.PatientID = f"WP{i:06d}"
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "O"
+    ds.StudyInstanceUID = _uid("wl-study", i)
+    ds.RequestingPhysician = "REQUESTING^DOCTOR"
+    ds.RequestedProcedureDescription = f"Procedure {i % 50}"
+    ds.RequestedProcedureID = f"RP{i:06d}"
+    ds.RequestedProcedurePriority = "LOW"
+    sps = Dataset()
+    sps.Modality = ("CT", "MR", "US", "CR")[i % 4]
+    sps.ScheduledStationAETitle = "STATION1"
+    day = datetime.date(2024, 1, 1) + datetime.timedelta(days=i % 365)
+    sps.ScheduledProcedureStepStartDate = day.strftime("%Y%m%d")
+    sps.ScheduledProcedureStepStartTime = f"{8 + i % 10:02d}{i % 60:02d}00"
+    sps.ScheduledPerformingPhysicianName = "PERFORMING^DOCTOR"
+    sps.ScheduledProcedureStepDescription = f"Step {i % 20}"
+    sps.ScheduledProcedureStepID = f"SPS{i:06d}"
+    sps.ScheduledStationName = "STN1"
+    sps.ScheduledProcedureStepLocation = "ROOM1"
+    ds.ScheduledProcedureStepSequence = [sps]
+    return ds
+
+
+def fill_worklists(cache: Path, sizes: Sequence[int], info: dict) -> Path:
+    """``<cache>/worklist/db/WL<n>/*.wl`` (+ ``lockfile``) for each size n.
+
+    The files are written once into ``<cache>/worklist/files``; each folder
+    holds hard links to the first n of them.  Only what is missing is made.
+    """
+    base = cache / "worklist"
+    db = base / "db"
+    pool = base / "files"
+    stamp = base / "generated.json"
+    meta: dict = {}
+    with contextlib.suppress(OSError, ValueError):
+        meta = json.loads(stamp.read_text())
+    if meta.get("version") != DATA_VERSION:
+        shutil.rmtree(base, ignore_errors=True)
+        meta = {}
+    pool.mkdir(parents=True, exist_ok=True)
+
+    def complete(n: int) -> bool:
+        folder = db / f"WL{n}"
+        return (folder / "lockfile").exists() and len(list(folder.glob("*.wl"))) == n
+
+    if all(complete(n) for n in sizes):
+        note(f"worklist: reusing the cached database in {db} "
+             f"(generated in {meta.get('seconds', '?')} s)")
+        info["worklist_generation"] = {**meta, "reused": True}
+        return db
+    from pydicom import dcmwrite
+
+    biggest = max(sizes)
+    missing = [i for i in range(biggest) if not (pool / f"item{i:06d}.wl").exists()]
+    note(f"worklist: generating {len(missing)} worklist files with pydicom ...")
+    t0 = time.perf_counter()
+    for i in missing:
+        tmp = pool / f"item{i:06d}.tmp"
+        dcmwrite(tmp, worklist_item(i), enforce_file_format=True)
+        tmp.rename(pool / f"item{i:06d}.wl")
+    for n in sizes:
+        if complete(n):
+            continue
+        folder = db / f"WL{n}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        for i in range(n):
+            os.link(pool / f"item{i:06d}.wl", folder / f"item{i:06d}.wl")
+        (folder / "lockfile").touch()
+    seconds = round(time.perf_counter() - t0, 1)
+    if missing or "seconds" not in meta:
+        meta = {"version": DATA_VERSION, "files": biggest, "generated": len(missing),
+                "seconds": seconds, "rate_per_s": round(len(missing) / max(seconds, 1e-9)),
+                "date": datetime.datetime.now().isoformat(timespec="seconds")}
+    stamp.write_text(json.dumps(meta))
+    note(f"worklist: generated in {seconds} s")
+    info["worklist_generation"] = {**meta, "reused": not missing}
+    return db
+
+
+@contextlib.contextmanager
+def wlmscpfs_peer(tools: Tools, db: Path, aet: str) -> Iterator[int]:
+    if not tools.wlmscpfs:
+        raise BenchError("wlmscpfs not found (apt-get install -y dcmtk)")
+    port = free_port()
+    workdir = db.parent
+    echoscu = _which_outside_venv("echoscu")
+
+    def ready() -> bool:
+        if echoscu:  # no bare TCP probe: wlmscpfs would log an error for it
+            # wlmscpfs refuses a called AE title it has no folder for
+            return capture([echoscu, "-to", "5", "-ta", "5", "-aec", aet, LOOPBACK, str(port)],
+                           timeout=15).returncode == 0
+        return _tcp_accepts(port)
+
+    with running("wlmscpfs", [tools.wlmscpfs, "-dfp", str(db), str(port)], workdir, ready):
+        yield port
+
+
+# --------------------------------------------------------------------------
+# cases
+# --------------------------------------------------------------------------
+
+DIMSEKIT, DCMTK, PYNETDICOM, PYTHON = "dimsekit", "dcmtk-findscu", "pynetdicom-findscu", "python"
+
+
+@dataclass
+class Result:
+    case: str
+    tool: str
+    what: str  # what was run, in words
+    argv: list[str]
+    samples: list[dict] = field(default_factory=list)
+    median_wall: float | None = None
+    median_cpu: float | None = None
+    median_maxrss: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    def summarise(self) -> None:
+        if self.samples:
+            self.median_wall = statistics.median(s["wall"] for s in self.samples)
+            self.median_cpu = statistics.median(s["cpu"] for s in self.samples)
+            rss = [s["maxrss"] for s in self.samples if s["maxrss"] is not None]
+            self.median_maxrss = statistics.median(rss) if rss else None
+
+
+@dataclass
+class Row:
+    """One line of the printed table."""
+
+    case: str
+    tool: str
+    wall: float | None
+    cpu: float | None
+    rss: float | None
+    unit: str = "s"
+    vs_dcmtk: float | None = None
+    vs_pynetdicom: float | None = None
+    target: str = ""
+    verdict: str = ""  # PASS / FAIL / ""
+    note: str = ""
+
+
+def alternate(name: str, runs: int, commands: dict[str, list[str]],
+              results: dict[str, Result], warmup: bool = True, rss: bool = True) -> None:
+    """Run every command ``runs`` times, rotating the order each round."""
+    tools = list(commands)
+    if warmup:
+        for tool in tools:
+            s = measure(commands[tool], rss=rss)
+            check_run(f"{name}/{tool}", commands[tool], s)
+    for r in range(runs):
+        order = tools[r % len(tools):] + tools[:r % len(tools)]
+        for tool in order:
+            s = measure(commands[tool], rss=rss)
+            check_run(f"{name}/{tool}", commands[tool], s)
+            results[tool].samples.append(asdict(s))
+        walls = "  ".join(f"{t}={results[t].samples[-1]['wall']:.3f}s" for t in tools)
+        note(f"  {name} round {r + 1}/{runs}: {walls}")
+    for res in results.values():
+        res.summarise()
+
+
+def count_responses(argv: list[str], marker: bytes) -> int:
+    proc = capture(argv)
+    if proc.returncode != 0:
+        raise BenchError(f"{shlex.join(argv)} exited {proc.returncode}:\n"
+                         f"{proc.stderr.decode('utf-8', 'replace')[-2000:]}")
+    return (proc.stdout + proc.stderr).count(marker)
+
+
+def study_query_args(style: str) -> list[str]:
+    """``-S`` + QueryRetrieveLevel=STUDY + the 6 return keys in a tool's syntax."""
+    out = ["-S", "-k", "QueryRetrieveLevel=STUDY"]
+    for key in STUDY_KEYS:
+        out += ["-k", key if style == "dcmtk" else f"{key}="]
+    return out
+
+
+def case1(tools: Tools, peer: OrthancPeer, runs: int, studies: int,
+          out: list[Result], rows: list[Row]) -> None:
+    note(f"case 1: {studies}-match STUDY query against Orthanc, output to /dev/null")
+    host = [LOOPBACK, str(peer.port)]
+    aec = ["-aec", peer.aet]
+    # DCMTK 3.6.7 findscu writes every response in its dump layout to its
+    # log (stderr) by default
+    dcmtk = [tools.dcmtk_findscu, *aec, *study_query_args("dcmtk"), *host]
+    pyn = [*tools.pynetdicom_findscu, *aec, *study_query_args("pynetdicom"), *host]
+    checks = {
+        DCMTK: (dcmtk, b"Find Response:"),
+        PYNETDICOM: (pyn, b"Find SCP Response:"),
+    }
+    for tool, (argv, marker) in checks.items():
+        n = count_responses(argv, marker)
+        if n != studies:
+            raise BenchError(f"case 1: {tool} got {n} responses, expected {studies}: "
+                             f"{shlex.join(argv)}")
+    formats = [f for f in ("dump", "ndjson") if f in tools.dimsekit_formats]
+    skipped = [f for f in ("dump", "ndjson") if f not in tools.dimsekit_formats]
+    for fmt in skipped:
+        note(f"case 1: --format {fmt} skipped: `dimsekit find --help` does not list it "
+             f"(it lists: {', '.join(tools.dimsekit_formats)})")
+        rows.append(Row(f"1 {studies}-match {fmt}", DIMSEKIT, None, None, None,
+                        note=f"skipped: dimsekit find has no --format {fmt}"))
+    for fmt in formats:
+        dk = [*tools.dimsekit, "find", "--format", fmt, *aec,
+              *study_query_args("dimsekit"), *host]
+        marker = b"Find Response:" if fmt == "dump" else b"\n"
+        n = count_responses(dk, marker)
+        if n != studies:
+            raise BenchError(f"case 1: dimsekit --format {fmt} produced {n} responses, "
+                             f"expected {studies}")
+        name = f"1 {studies}-match {fmt}"
+        commands = {DIMSEKIT: dk, DCMTK: dcmtk, PYNETDICOM: pyn}
+        results = {
+            DIMSEKIT: Result(name, DIMSEKIT, f"dimsekit find --format {fmt}", dk),
+            DCMTK: Result(name, DCMTK, "findscu (its only text output: the dump "
+                          "in its log)", dcmtk),
+            PYNETDICOM: Result(name, PYNETDICOM, "pynetdicom findscu (pretty-prints "
+                               "each response)", pyn),
+        }
+        # the response-count checks above were the warm-up runs
+        alternate(f"case 1 {fmt}", runs, commands, results, warmup=False)
+        out.extend(results.values())
+        d, k, p = results[DIMSEKIT], results[DCMTK], results[PYNETDICOM]
+        for res in (d, k, p):
+            row = Row(name, res.tool, res.median_wall, res.median_cpu, res.median_maxrss,
+                      vs_dcmtk=res.median_wall / k.median_wall,
+                      vs_pynetdicom=res.median_wall / p.median_wall)
+            if res is d:
+                ok = row.vs_dcmtk <= 1.5 and row.vs_pynetdicom <= 0.3
+                row.target = "<=1.5x dcmtk, <=0.3x pynetdicom"
+                row.verdict = "PASS" if ok else "FAIL"
+            if res is k and fmt != "dump":
+                row.note = "DCMTK has no JSON output: its dump run"
+            rows.append(row)
+
+
+# pynetdicom's findscu has no --repeat: this loop is the same library call
+# (send_c_find, pynetdicom's defaults) on one association, as a reference
+# for what plain pynetdicom costs per query
+PYNETDICOM_LOOP = r"""
+import json, sys
+from pydicom import Dataset
+from pynetdicom import AE
+host, port, aet, model, n, spec = sys.argv[1:7]
+def build(spec):
+    ds = Dataset()
+    for key, value in spec.items():
+        if isinstance(value, list):
+            value = [build(item) for item in value]
+        setattr(ds, key, value)
+    return ds
+ds = build(json.loads(spec))
+ae = AE(ae_title="FINDSCU")
+ae.add_requested_context(model)
+assoc = ae.associate(host, int(port), ae_title=aet)
+assert assoc.is_established
+for _ in range(int(n)):
+    got = 0
+    for status, ident in assoc.send_c_find(ds, model):
+        if status and status.Status in (0xFF00, 0xFF01):
+            got += 1
+    assert got == 1, got
+assoc.release()
+"""
+STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
+WORKLIST_FIND = "1.2.840.10008.5.1.4.31"
+
+
+def key_spec(keys: Sequence[str], values: dict[str, str]) -> dict:
+    """``-k`` style keys (``Seq[0].Key``) as a nested dict for the loop above."""
+    spec: dict = {}
+    for key in keys:
+        value = values.get(key, "")
+        if "[0]." in key:
+            seq, _, inner = key.partition("[0].")
+            spec.setdefault(seq, [{}])[0][inner] = value
+        else:
+            spec[key] = value
+    return spec
+
+
+@dataclass
+class OneMatchPeer:
+    """Where case 2 sends its one-match query, in each tool's syntax."""
+
+    label: str
+    port: int
+    dimsekit: list[str]  # dimsekit / pynetdicom -k syntax (KEY=VALUE)
+    dcmtk: list[str]
+    model: str
+    aet: str
+    spec: dict
+
+
+def orthanc_one_match(peer: OrthancPeer) -> OneMatchPeer:
+    uid = study_uid(42)
+
+    def args(style: str) -> list[str]:
+        out = study_query_args(style)
+        i = out.index("StudyInstanceUID" if style == "dcmtk" else "StudyInstanceUID=")
+        out[i] = f"StudyInstanceUID={uid}"
+        return ["-aec", peer.aet, *out]
+
+    spec = {"QueryRetrieveLevel": "STUDY",
+            **key_spec(STUDY_KEYS, {"StudyInstanceUID": uid})}
+    return OneMatchPeer("Orthanc", peer.port, args("dimsekit"), args("dcmtk"),
+                        STUDY_ROOT_FIND, peer.aet, spec)
+
+
+def worklist_one_match(port: int) -> OneMatchPeer:
+    def args(style: str) -> list[str]:
+        out = ["-W", "-aec", "WL1"]
+        for key in WORKLIST_KEYS:
+            out += ["-k", key if style == "dcmtk" else f"{key}="]
+        return out
+
+    return OneMatchPeer("wlmscpfs", port, args("dimsekit"), args("dcmtk"), WORKLIST_FIND,
+                        "WL1", key_spec(WORKLIST_KEYS, {}))
+
+
+def case2(tools: Tools, target: OneMatchPeer, runs: int, repeat: int,
+          out: list[Result], rows: list[Row], judge: bool) -> None:
+    note(f"case 2: {repeat} one-match queries on one association ({target.label})")
+    host = [LOOPBACK, str(target.port)]
+    commands: dict[str, list[str]] = {}
+    # pynetdicom pays ~45 ms a query (no TCP_NODELAY): a quarter of the
+    # queries gives the same per-query figure in a quarter of the time
+    loop_n = max(2, repeat // 4)
+    for n in (1, repeat):
+        commands[f"{DIMSEKIT} x{n}"] = [*tools.dimsekit, "find", "--repeat", str(n),
+                                        *target.dimsekit, *host]
+        commands[f"{DCMTK} x{n}"] = [tools.dcmtk_findscu, "--repeat", str(n),
+                                     *target.dcmtk, *host]
+    for n in (1, loop_n):
+        commands[f"pynetdicom-loop x{n}"] = [
+            tools.python, "-c", PYNETDICOM_LOOP, LOOPBACK, str(target.port), target.aet,
+            target.model, str(n), json.dumps(target.spec)]
+    n_dk = count_responses(commands[f"{DIMSEKIT} x{repeat}"], b"Find Response:")
+    if n_dk != repeat:
+        raise BenchError(f"case 2: dimsekit got {n_dk} responses, expected {repeat}")
+    name = f"2 {repeat}x one-match {target.label}"
+    results = {t: Result(name, t, t, argv) for t, argv in commands.items()}
+    alternate(f"case 2 {target.label}", runs, commands, results)
+    out.extend(results.values())
+    per: dict[str, tuple[float, float]] = {}
+    new_rows = []
+    for tool, label, n in ((DIMSEKIT, DIMSEKIT, repeat), (DCMTK, DCMTK, repeat),
+                           ("pynetdicom-loop", "pynetdicom send_c_find loop", loop_n)):
+        r1, rn = results[f"{tool} x1"], results[f"{tool} x{n}"]
+        # per-round differences, then the median: each pair ran in one round
+        walls = [(b["wall"] - a["wall"]) / (n - 1) for a, b in zip(r1.samples, rn.samples)]
+        cpus = [(b["cpu"] - a["cpu"]) / (n - 1) for a, b in zip(r1.samples, rn.samples)]
+        per[tool] = (statistics.median(walls) * 1000, statistics.median(cpus) * 1000)
+        rn.extra["per_query_ms"] = per[tool][0]
+        rn.extra["per_query_cpu_ms"] = per[tool][1]
+        new_rows.append(Row(name, label, per[tool][0], per[tool][1], rn.median_maxrss,
+                            unit="ms/q", note=f"whole run x{n}: {rn.median_wall:.3f} s, "
+                                              f"x1: {r1.median_wall:.3f} s"))
+    for row in new_rows:
+        row.vs_dcmtk = row.wall / per[DCMTK][0] if per[DCMTK][0] > 0 else None
+        row.vs_pynetdicom = row.wall / per["pynetdicom-loop"][0]
+        if row.tool == DIMSEKIT:
+            row.target = "<=5 ms/query" if judge else "(info: peer-bound)"
+            if judge:
+                row.verdict = "PASS" if row.wall <= 5 else "FAIL"
+            else:
+                row.note += (f"; the peer itself needs ~{per[DCMTK][0]:.1f} ms a query "
+                             f"(DCMTK's figure), dimsekit adds "
+                             f"{row.wall - per[DCMTK][0]:.1f} ms; the target is judged on "
+                             f"wlmscpfs")
+        if row.tool.startswith("pynetdicom"):
+            row.note += " (findscu has no --repeat: library loop, pynetdicom defaults)"
+    rows.extend(new_rows)
+
+
+def imports_heavy(tools: Tools, args: list[str]) -> list[str]:
+    """Which of pynetdicom/pydicom ``dimsekit ARGS`` imports (python -X importtime)."""
+    proc = subprocess.run([tools.dimsekit_python, "-X", "importtime", tools.dimsekit[0], *args],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, env=bench_env(), check=False)
+    found = set()
+    for line in proc.stderr.decode("utf-8", "replace").splitlines():
+        if line.startswith("import time:"):
+            mod = line.rsplit("|", 1)[-1].strip()
+            top = mod.split(".")[0]
+            if top in ("pynetdicom", "pydicom"):
+                found.add(top)
+    return sorted(found)
+
+
+def case3(tools: Tools, runs: int, out: list[Result], rows: list[Row]) -> None:
+    note("case 3: start-up")
+    commands = {
+        "dimsekit --help": [*tools.dimsekit, "--help"],
+        "dimsekit find --help": [*tools.dimsekit, "find", "--help"],
+        "python -c pass": [tools.dimsekit_python, "-c", "pass"],
+        "findscu --help (DCMTK)": [tools.dcmtk_findscu, "--help"],
+        "pynetdicom findscu --help": [*tools.pynetdicom_findscu, "--help"],
+    }
+    results = {t: Result("3 start-up", t, t, argv) for t, argv in commands.items()}
+    # no RSS wrapper here: GNU time would add its ~1 ms to a 10 ms run
+    alternate("case 3", runs, commands, results, rss=False)
+    out.extend(results.values())
+    heavy = imports_heavy(tools, ["--help"])
+    heavy_find = imports_heavy(tools, ["find", "--help"])
+    results["dimsekit --help"].extra["heavy_imports"] = heavy
+    results["dimsekit find --help"].extra["heavy_imports"] = heavy_find
+    base = results["findscu --help (DCMTK)"].median_wall
+    for tool, res in results.items():
+        row = Row("3 start-up", tool, res.median_wall, res.median_cpu, res.median_maxrss,
+                  vs_dcmtk=res.median_wall / base)
+        if tool == "dimsekit --help":
+            ok = res.median_wall <= 0.15 and not heavy
+            row.target = "<=0.15 s, no pynetdicom/pydicom"
+            row.verdict = "PASS" if ok else "FAIL"
+            row.note = "imports: " + (", ".join(heavy) or "neither pynetdicom nor pydicom")
+        if tool == "dimsekit find --help":
+            row.note = "imports: " + (", ".join(heavy_find) or "neither pynetdicom nor pydicom")
+        rows.append(row)
+
+
+def case4(tools: Tools, port: int, runs: int, sizes: Sequence[int],
+          out: list[Result], rows: list[Row]) -> None:
+    small, big = sizes
+    note(f"case 4: peak RSS, {small}- and {big}-response worklist queries (wlmscpfs)")
+    host = [LOOPBACK, str(port)]
+
+    def wl_args(style: str, n: int) -> list[str]:
+        args = ["-W", "-aec", f"WL{n}"]
+        for key in WORKLIST_KEYS:
+            args += ["-k", key if style == "dcmtk" else f"{key}="]
+        return args
+
+    per_tool: dict[str, dict[int, Result]] = {}
+    for n in sizes:
+        commands = {
+            DIMSEKIT: [*tools.dimsekit, "find", *wl_args("dimsekit", n), *host],
+            DCMTK: [tools.dcmtk_findscu, *wl_args("dcmtk", n), *host],
+            PYNETDICOM: [*tools.pynetdicom_findscu, *wl_args("pynetdicom", n), *host],
+        }
+        got = count_responses(commands[DIMSEKIT], b"Find Response:")
+        if got != n:
+            raise BenchError(f"case 4: dimsekit got {got} worklist responses, expected {n}")
+        name = f"4 worklist {n}"
+        results = {t: Result(name, t, t, argv) for t, argv in commands.items()}
+        alternate(f"case 4 ({n})", runs, commands, results, warmup=False)
+        out.extend(results.values())
+        for tool, res in results.items():
+            per_tool.setdefault(tool, {})[n] = res
+    for tool, by_n in per_tool.items():
+        for n in sizes:
+            res = by_n[n]
+            dcmtk = per_tool[DCMTK][n]
+            row = Row(f"4 worklist {n}", tool, res.median_wall, res.median_cpu,
+                      res.median_maxrss, vs_dcmtk=res.median_maxrss / dcmtk.median_maxrss)
+            if n == big:
+                growth = res.median_maxrss / by_n[small].median_maxrss
+                res.extra["rss_growth"] = growth
+                row.note = (f"peak RSS {big} vs {small} responses: {growth:.2f}x "
+                            f"(case 4's 'vs DCMTK' column compares peak RSS)")
+                if tool == DIMSEKIT:
+                    ok = growth <= 1.3 and res.median_maxrss <= 100
+                    row.target = f"RSS <=1.3x the {small} run, <=100 MiB"
+                    row.verdict = "PASS" if ok else "FAIL"
+            rows.append(row)
+
+
+# --------------------------------------------------------------------------
+# profiling (optional): dimsekit under cProfile, every thread (profile_find.py)
+# --------------------------------------------------------------------------
+
+
+def profile(tools: Tools, jobs: dict[str, list[str]], outdir: Path) -> dict:
+    """Run each ``dimsekit ARGS`` job once under bench/profile_find.py."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    wrapper = Path(__file__).with_name("profile_find.py")
+    summary = {}
+    for name, args in jobs.items():
+        prefix = outdir / name
+        argv = [tools.dimsekit_python, str(wrapper), "--out", str(prefix), "--", *args]
+        s = measure(argv, rss=False)
+        check_run(f"profile {name}", argv, s)
+        summary[name] = {"report": f"{prefix}.txt", "wall_under_profiler": s.wall}
+        note(f"profile {name}: {prefix}.txt (+ one .prof per thread)")
+    return summary
+
+
+def profile_jobs(tools: Tools, peer: OneMatchPeer | OrthancPeer, repeat: int) -> dict:
+    if isinstance(peer, OrthancPeer):
+        host = [LOOPBACK, str(peer.port)]
+        jobs = {f"case1-{fmt}": ["find", "--format", fmt, "-aec", peer.aet,
+                                 *study_query_args("dimsekit"), *host]
+                for fmt in ("dump", "ndjson") if fmt in tools.dimsekit_formats}
+        one = orthanc_one_match(peer)
+        jobs["case2-orthanc"] = ["find", "--repeat", str(repeat), *one.dimsekit, *host]
+        return jobs
+    host = [LOOPBACK, str(peer.port)]
+    return {"case2-wlmscpfs": ["find", "--repeat", str(repeat), *peer.dimsekit, *host]}
+
+
+# --------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------
+
+
+def fmt_num(v: float | None, unit: str) -> str:
+    if v is None:
+        return "-"
+    if unit == "ms/q":
+        return f"{v:.2f} ms"
+    return f"{v:.3f} s"
+
+
+def print_table(rows: list[Row]) -> None:
+    head = ("case", "tool", "median wall", "median CPU", "peak RSS", "vs DCMTK",
+            "vs pynetdicom", "target", "result")
+    table = [head]
+    for r in rows:
+        table.append((
+            r.case, r.tool, fmt_num(r.wall, r.unit), fmt_num(r.cpu, r.unit),
+            f"{r.rss:.1f} MiB" if r.rss is not None else "-",
+            f"{r.vs_dcmtk:.2f}x" if r.vs_dcmtk is not None else "-",
+            f"{r.vs_pynetdicom:.2f}x" if r.vs_pynetdicom is not None else "-",
+            r.target or "", r.verdict or "",
+        ))
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
+    for j, row in enumerate(table):
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+        if j == 0:
+            print("  ".join("-" * w for w in widths))
+    notes = [(r.case, r.tool, r.note) for r in rows if r.note]
+    if notes:
+        print()
+        for case, tool, text in notes:
+            print(f"  [{case} / {tool}] {text}")
+
+
+def serve(tools: Tools, peer: OrthancPeer, wl_port: int, studies: int,
+          sizes: Sequence[int]) -> int:
+    """Keep the peers up and print the commands of each case (for profiling)."""
+    dk = shlex.join(tools.dimsekit)
+    host = f"{LOOPBACK} {peer.port}"
+    one = orthanc_one_match(peer)
+    wl = worklist_one_match(wl_port)
+    print(f"Orthanc ({studies} studies): DICOM {LOOPBACK}:{peer.port} AE {peer.aet}, "
+          f"REST {peer.url}")
+    print(f"wlmscpfs: {LOOPBACK}:{wl_port}, AEs WL1, " + ", ".join(f"WL{n}" for n in sizes))
+    print()
+    print("case 1:  " + f"{dk} find -aec {peer.aet} "
+          + shlex.join(study_query_args("dimsekit")) + f" {host} >/dev/null")
+    print("case 2:  " + f"{dk} find --repeat 200 " + shlex.join(one.dimsekit) + f" {host}")
+    print("case 2:  " + f"{dk} find --repeat 200 " + shlex.join(wl.dimsekit)
+          + f" {LOOPBACK} {wl_port}")
+    for n in sizes:
+        args = ["-W", "-aec", f"WL{n}"] + [x for k in WORKLIST_KEYS for x in ("-k", f"{k}=")]
+        print(f"case 4:  {dk} find {shlex.join(args)} {LOOPBACK} {wl_port} >/dev/null")
+    print()
+    print("serving until interrupted (Ctrl-C) ...", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            time.sleep(3600)
+    return 0
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="bench_find.py",
+        description="Benchmark dimsekit find against DCMTK findscu and pynetdicom "
+                    "findscu on real peers it starts itself (Orthanc, wlmscpfs).",
+        epilog="Cases: 1 = 5,000-match STUDY query (dump, ndjson); 2 = 200 one-match "
+               "queries on one association; 3 = start-up; 4 = peak RSS of 2,000- and "
+               "20,000-response worklist queries.")
+    p.add_argument("--quick", action="store_true",
+                   help="fewer, lighter runs (3 rounds; 1,000 studies; 50 repeats; "
+                        "500/5,000 worklist items)")
+    p.add_argument("--cases", default="1,2,3,4", help="which cases to run (default: %(default)s)")
+    p.add_argument("--runs", type=int, help="measured rounds per case (default 5, quick 3; "
+                                            "start-up: twice as many)")
+    p.add_argument("--cache", type=Path,
+                   default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+                   / "dimsekit-bench",
+                   help="where generated data is kept between runs (default: %(default)s)")
+    p.add_argument("--regenerate", action="store_true",
+                   help="throw the cached data away and generate it again")
+    p.add_argument("--studies", type=int, help="studies in Orthanc / matches in case 1 "
+                                                "(default 5000)")
+    p.add_argument("--repeat", type=int, help="queries in case 2 (default 200)")
+    p.add_argument("--worklist-sizes", help="the two worklist sizes of case 4 "
+                                            "(default 2000,20000)")
+    p.add_argument("--json", type=Path, help="results file (default: "
+                                             "<cache>/results/<timestamp>.json)")
+    p.add_argument("--profile", type=Path, metavar="DIR",
+                   help="also run dimsekit once per case 1 format and case 2 peer under "
+                        "bench/profile_find.py (cProfile, every thread); .prof files and "
+                        "text reports go to DIR")
+    p.add_argument("--serve", action="store_true",
+                   help="start the peers (filling the cache if needed), print each case's "
+                        "dimsekit command line and wait until interrupted: for profiling "
+                        "by hand")
+    p.add_argument("--dimsekit", help="the dimsekit executable (default: beside this "
+                                      "Python, else on PATH)")
+    p.add_argument("--dcmtk-findscu", help="DCMTK's findscu (default: on PATH, not "
+                                           "pynetdicom's)")
+    p.add_argument("--pynetdicom-findscu",
+                   help="command for pynetdicom's findscu (default: "
+                        "'<this python> -m pynetdicom findscu')")
+    p.add_argument("--orthanc", help="the Orthanc executable (default: on PATH or /usr/sbin)")
+    p.add_argument("--wlmscpfs", help="DCMTK's wlmscpfs (default: on PATH)")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    runs = args.runs or (3 if args.quick else 5)
+    studies = args.studies or (1000 if args.quick else 5000)
+    repeat = args.repeat or (50 if args.quick else 200)
+    sizes = tuple(int(x) for x in (args.worklist_sizes or
+                                   ("500,5000" if args.quick else "2000,20000")).split(","))
+    cases = {c.strip() for c in args.cases.split(",") if c.strip()}
+    if args.serve:
+        cases = set()
+
+    def interrupt(signum, frame):  # SIGTERM: stop the peers on the way out
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    if len(sizes) != 2 or sizes[0] >= sizes[1]:
+        raise SystemExit("--worklist-sizes: two sizes, smaller first")
+    if repeat < 2:
+        raise SystemExit("--repeat: at least 2")
+    cache: Path = args.cache.expanduser()
+    if args.regenerate:
+        for old in cache.glob("orthanc-*"):
+            shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(cache / "worklist", ignore_errors=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    global GNU_TIME
+    GNU_TIME = shutil.which("time", path="/usr/bin:/bin:/usr/local/bin")
+    if not GNU_TIME:
+        note("GNU time not found (apt-get install -y time): peak RSS is measured "
+             "through a Python launcher whose own ~8 MiB floors the figures")
+    info: dict = {"rss_method": "GNU time %M" if GNU_TIME else "python fork launcher"}
+    results: list[Result] = []
+    rows: list[Row] = []
+    try:
+        tools = Tools.find(args)
+        note(f"dimsekit: {shlex.join(tools.dimsekit)} (formats: "
+             f"{', '.join(tools.dimsekit_formats)})")
+        note(f"DCMTK findscu: {tools.dcmtk_findscu}; pynetdicom findscu: "
+             f"{shlex.join(tools.pynetdicom_findscu)}")
+        info["versions"] = versions(tools)
+        info["machine"] = machine()
+        info["python_env"] = {k: os.environ[k] for k in PYTHON_ENV if os.environ.get(k)}
+        info["loadavg_start"] = os.getloadavg()
+        if info["loadavg_start"][0] > 0.5 * (os.cpu_count() or 1):
+            note(f"warning: load average {info['loadavg_start'][0]:.1f} on "
+                 f"{os.cpu_count()} CPUs: other work on this machine makes figures noisy")
+        profiles: dict = {}
+        if "3" in cases:
+            case3(tools, runs * 2, results, rows)
+        if cases & {"1", "2"} or args.profile or args.serve:
+            with orthanc_peer(tools, cache, studies, info) as peer:
+                if "1" in cases:
+                    case1(tools, peer, runs, studies, results, rows)
+                if "2" in cases:
+                    case2(tools, orthanc_one_match(peer), runs, repeat, results, rows,
+                          judge=False)
+                if args.profile:
+                    profiles.update(profile(tools, profile_jobs(tools, peer, repeat),
+                                            args.profile))
+                if cases & {"2", "4"} or args.profile or args.serve:
+                    wl_sizes = (1, *sizes) if "4" in cases or args.serve else (1,)
+                    db = fill_worklists(cache, wl_sizes, info)
+                    with wlmscpfs_peer(tools, db, "WL1") as port:
+                        if args.serve:
+                            return serve(tools, peer, port, studies, sizes)
+                        if "2" in cases:
+                            case2(tools, worklist_one_match(port), runs, repeat, results,
+                                  rows, judge=True)
+                        if args.profile:
+                            profiles.update(profile(
+                                tools, profile_jobs(tools, worklist_one_match(port), repeat),
+                                args.profile))
+                        if "4" in cases:
+                            case4(tools, port, runs, sizes, results, rows)
+        elif "4" in cases:
+            db = fill_worklists(cache, (1, *sizes), info)
+            with wlmscpfs_peer(tools, db, "WL1") as port:
+                case4(tools, port, runs, sizes, results, rows)
+        info["loadavg_end"] = os.getloadavg()
+    except BenchError as exc:
+        note(f"bench_find: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        note("bench_find: interrupted")
+        return 130
+    finally:
+        for proc in list(_LIVE):
+            _stop(proc)
+
+    elapsed = time.perf_counter() - started
+    order = {"1": 0, "2": 1, "3": 2, "4": 3}  # case number first
+    rows.sort(key=lambda r: order.get(r.case[:1], 9))  # stable: keeps tool order
+    print()
+    m = info["machine"]
+    v = info["versions"]
+    print(f"machine: {m['cpu']}, {m['cpus']} CPUs, {m['memory']}, Linux {m['kernel']}; "
+          f"load average at start {info['loadavg_start'][0]:.2f}, at end "
+          f"{info.get('loadavg_end', (0,))[0]:.2f}")
+    print(f"tools: dimsekit {v.get('dimsekit')} (pynetdicom {v.get('pynetdicom')}, pydicom "
+          f"{v.get('pydicom')}, Python {v.get('python')}); {v.get('dcmtk')}; "
+          f"Orthanc {info.get('orthanc_version', '-')}")
+    if info.get("python_env"):
+        print("python environment (passed on to the tools as it is): " + ", ".join(
+            f"{k}={v}" for k, v in info["python_env"].items()))
+    print(f"mode: {'quick' if args.quick else 'full'}, {runs} measured rounds per case "
+          f"(start-up {runs * 2}), alternating tools, medians; benchmark took "
+          f"{elapsed:.0f} s")
+    for key in ("orthanc_generation", "worklist_generation"):
+        if key in info:
+            g = info[key]
+            print(f"{key.split('_')[0]} data: {'reused' if g.get('reused') else 'generated'}"
+                  f" (generation took {g.get('seconds')} s)")
+    print()
+    print_table(rows)
+    verdicts = [r.verdict for r in rows if r.verdict]
+    failed = verdicts.count("FAIL")
+    print()
+    print(f"targets: {verdicts.count('PASS')} PASS, {failed} FAIL")
+
+    stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S")
+    json_path = args.json or cache / "results" / f"{stamp}.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps({
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "mode": "quick" if args.quick else "full",
+        "runs": runs, "studies": studies, "repeat": repeat, "worklist_sizes": sizes,
+        "elapsed_s": round(elapsed, 1),
+        "env": BENCH_ENV,
+        **info,
+        "table": [asdict(r) for r in rows],
+        "results": [asdict(r) for r in results],
+        "profiles": profiles or None,
+    }, indent=2))
+    print(f"results: {json_path}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
