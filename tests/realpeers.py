@@ -870,6 +870,35 @@ def _post_instances(base_url: str, files: Sequence[Path]) -> None:
             raise RuntimeError(f"Orthanc refused {path}: {status}")
 
 
+def _orthanc(tmp_path_factory: pytest.TempPathFactory, sample_instances: tuple[Path, ...],
+             name: str, extra: dict) -> Iterator[OrthancPeer]:
+    """Start Orthanc with the test config plus ``extra`` settings, upload the
+    sample instances through its REST API, yield it, stop it."""
+    binary = require_binary("Orthanc")
+    aet = "ORTHANC"
+    workdir = tmp_path_factory.mktemp(name)
+    dicom_port, http_port = free_port(), free_port()
+    while http_port == dicom_port:
+        http_port = free_port()
+    config = workdir / "orthanc.json"
+    settings = {**_orthanc_config(workdir, aet, dicom_port, http_port), **extra}
+    config.write_text(json.dumps(settings, indent=2))
+    base_url = f"http://{LOOPBACK}:{http_port}"
+    with _running_peer(
+        "orthanc",
+        [binary, str(config)],
+        workdir=workdir,
+        # with TLS, the TCP probe costs Orthanc one failed-handshake log line
+        is_ready=_http_ready(f"{base_url}/system", also_tcp_port=dicom_port),
+    ) as (proc, log_path):
+        _post_instances(base_url, sample_instances)
+        yield OrthancPeer(
+            name=name, host=LOOPBACK, port=dicom_port, aet=aet, workdir=workdir,
+            log_path=log_path, pid=proc.pid, instances=sample_instances,
+            patients=SAMPLE_PATIENTS, http_port=http_port, config_path=config,
+        )
+
+
 @pytest.fixture(scope="session")
 def orthanc_peer(
     tmp_path_factory: pytest.TempPathFactory, sample_instances: tuple[Path, ...]
@@ -881,27 +910,7 @@ def orthanc_peer(
     the fixture yields. C-FIND and worklist C-FIND are allowed from any AE and
     the called AE title is not checked.
     """
-    binary = require_binary("Orthanc")
-    aet = "ORTHANC"
-    workdir = tmp_path_factory.mktemp("orthanc")
-    dicom_port, http_port = free_port(), free_port()
-    while http_port == dicom_port:
-        http_port = free_port()
-    config = workdir / "orthanc.json"
-    config.write_text(json.dumps(_orthanc_config(workdir, aet, dicom_port, http_port), indent=2))
-    base_url = f"http://{LOOPBACK}:{http_port}"
-    with _running_peer(
-        "orthanc",
-        [binary, str(config)],
-        workdir=workdir,
-        is_ready=_http_ready(f"{base_url}/system", also_tcp_port=dicom_port),
-    ) as (proc, log_path):
-        _post_instances(base_url, sample_instances)
-        yield OrthancPeer(
-            name="orthanc", host=LOOPBACK, port=dicom_port, aet=aet, workdir=workdir,
-            log_path=log_path, pid=proc.pid, instances=sample_instances,
-            patients=SAMPLE_PATIENTS, http_port=http_port, config_path=config,
-        )
+    yield from _orthanc(tmp_path_factory, sample_instances, "orthanc", {})
 
 
 # --------------------------------------------------------------------------
@@ -1048,33 +1057,10 @@ def orthanc_tls_peer(
     uploaded through it. Orthanc 1.10 takes the settings as DCMTK 3.6.7 does:
     TLS 1.2 and 1.3, the CA chain sent along with its certificate.
     """
-    binary = require_binary("Orthanc")
-    aet = "ORTHANC"
-    workdir = tmp_path_factory.mktemp("orthanc-tls")
-    dicom_port, http_port = free_port(), free_port()
-    while http_port == dicom_port:
-        http_port = free_port()
-    settings = _orthanc_config(workdir, aet, dicom_port, http_port)
-    settings.update({
+    yield from _orthanc(tmp_path_factory, sample_instances, "orthanc-tls", {
         "DicomTlsEnabled": True,
         "DicomTlsCertificate": str(tls_material.server_cert),
         "DicomTlsPrivateKey": str(tls_material.server_key),
         "DicomTlsTrustedCertificates": str(tls_material.ca_cert),
         "DicomTlsRemoteCertificateRequired": True,
     })
-    config = workdir / "orthanc.json"
-    config.write_text(json.dumps(settings, indent=2))
-    base_url = f"http://{LOOPBACK}:{http_port}"
-    with _running_peer(
-        "orthanc",
-        [binary, str(config)],
-        workdir=workdir,
-        # the TCP probe costs Orthanc one failed-handshake log line, no more
-        is_ready=_http_ready(f"{base_url}/system", also_tcp_port=dicom_port),
-    ) as (proc, log_path):
-        _post_instances(base_url, sample_instances)
-        yield OrthancPeer(
-            name="orthanc-tls", host=LOOPBACK, port=dicom_port, aet=aet, workdir=workdir,
-            log_path=log_path, pid=proc.pid, instances=sample_instances,
-            patients=SAMPLE_PATIENTS, http_port=http_port, config_path=config,
-        )
