@@ -20,6 +20,9 @@ What a command gets from the host:
   :func:`option` adds an option under a heading of the plugin's choosing;
 - :func:`open_association`: the association, with one clear
   :class:`AssociationError` (exit 3) for every way of not getting one;
+- :class:`Exchange`: send DIMSE requests on it and receive the responses
+  as :class:`Message` (raw command elements, encoded data set) without
+  pynetdicom's per-message overhead;
 - :func:`parse_keys` / :func:`apply_keys` / :func:`build_identifier`: the
   whole ``-k`` grammar;
 - :class:`ExitCode` and the exceptions that carry it (:class:`UsageError`,
@@ -60,11 +63,24 @@ from dimsekit.options import (
 )
 from dimsekit.records import ExtendedNegotiationFlag, InformationModel, Writer
 from dimsekit.status import category as status_category
-from dimsekit.tls import TLSSettings
 from dimsekit.status import describe_status
 
 #: marks hook implementations: ``@hookimpl def dimsekit_commands(host): ...``
 hookimpl = pluggy.HookimplMarker("dimsekit")
+
+
+#: names whose modules load on first use: importing the API (every
+#: ``--help``, every command) does not pay for them
+_LAZY = {"Exchange": "dimsekit.dimse", "Message": "dimsekit.dimse",
+         "TLSSettings": "dimsekit.tls"}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(_LAZY[name]), name)
 
 
 def get_logger(plugin: str) -> logging.Logger:
@@ -77,12 +93,14 @@ __all__ = [
     "AssociationSettings",
     "DimsekitCommand",
     "DimsekitError",
+    "Exchange",
     "ExitCode",
     "ExtendedNegotiationFlag",
     "Host",
     "IncompleteError",
     "InformationModel",
     "KeyOverride",
+    "Message",
     "PeerFailure",
     "TLSSettings",
     "UsageError",

@@ -201,10 +201,14 @@ def _failure(settings: AssociationSettings, assoc: Any, observed: _Observed,
 def _configure_pynetdicom() -> None:
     from pynetdicom import _config
 
+    debug = log.isEnabledFor(logging.DEBUG)
     # pynetdicom formats every response identifier for its log even when
     # nothing is logged; only do that work when it will be shown
-    _config.LOG_RESPONSE_IDENTIFIERS = log.isEnabledFor(logging.DEBUG)
+    _config.LOG_RESPONSE_IDENTIFIERS = debug
     _config.LOG_REQUEST_IDENTIFIERS = log.isEnabledFor(logging.INFO)
+    # its standard handlers describe every PDU and DIMSE message for the
+    # debug log, shown or not; they are bound when an association is created
+    _config.LOG_HANDLER_LEVEL = "standard" if debug else "none"
 
 
 def _tls_args(settings: AssociationSettings, observed: _Observed) -> tuple | None:

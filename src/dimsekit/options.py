@@ -351,7 +351,6 @@ def _build_tls(values: dict[str, Any]) -> Any:
     traffic goes out), except the seed options, which are never an error.
     """
     from dimsekit.errors import UsageError
-    from dimsekit.tls import TLSSettings
 
     ctx = click.get_current_context()
     stack = last_given(ctx, "tls.stack", ("tls_disable", "tls_enable", "tls_anonymous"))
@@ -368,6 +367,8 @@ def _build_tls(values: dict[str, Any]) -> Any:
                 raise UsageError(f"{_TLS_SPELLINGS[name]} needs +tls/--enable-tls "
                                  f"or +tla/--anonymous-tls")
         return None
+
+    from dimsekit.tls import TLSSettings  # only now: plain TCP never loads it
 
     password_option = last_given(ctx, "tls.passwd", _PASSWORD_OPTIONS)
     password_source = {"tls_use_passwd": "given", "tls_null_passwd": "null"}.get(

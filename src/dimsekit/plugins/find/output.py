@@ -1,9 +1,16 @@
 """Where formatted responses go: stdout, or ``-o FILE`` written to a temp
 file beside FILE and renamed over it when the run ends — also when it ends
-early, so what arrived before a fault is kept."""
+early, so what arrived before a fault is kept.
+
+Output is written through a 64 KiB buffer (stdout too, unless it is a
+terminal), so thousands of responses cost a few dozen ``write()`` calls.
+A writer that promises each response as it arrives (ndjson) flushes after
+each one.
+"""
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import tempfile
@@ -19,7 +26,7 @@ class Output:
         self.path = path
         self._tmp: str | None = None
         if path is None:
-            self.stream: BinaryIO = sys.stdout.buffer
+            self.stream: BinaryIO = _stdout()
             return
         directory = os.path.dirname(os.path.abspath(path))
         try:
@@ -27,7 +34,7 @@ class Output:
                                              dir=directory)
         except OSError as exc:
             raise UsageError(f"cannot write output file {path!r}: {exc.strerror}") from None
-        self.stream = os.fdopen(fd, "wb")
+        self.stream = os.fdopen(fd, "wb", buffering=BUFFER_SIZE)
 
     def close(self) -> None:
         """Flush; for ``-o``, move the temp file into place."""
@@ -37,6 +44,25 @@ class Output:
         self.stream.close()
         publish(self._tmp, self.path, replace=True)
         self._tmp = None
+
+
+BUFFER_SIZE = 1 << 16
+
+
+def _stdout() -> BinaryIO:
+    """stdout through a 64 KiB buffer of its own: ``sys.stdout.buffer``
+    makes one ``write()`` per call under PYTHONUNBUFFERED, which many
+    environments set.  A terminal keeps ``sys.stdout.buffer`` (a person
+    watching should not wait for 64 KiB), and so does a stdout without a
+    file descriptor (click's test runner)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return sys.stdout.buffer
+    if os.isatty(fd):
+        return sys.stdout.buffer
+    sys.stdout.flush()
+    return open(fd, "wb", buffering=BUFFER_SIZE, closefd=False)
 
 
 def publish(tmp: str, path: str, *, replace: bool) -> None:
