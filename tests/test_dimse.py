@@ -87,31 +87,22 @@ def find(dimsekit, port: int, *args, tls: tuple[str, ...] = ()):
 
 
 @pytest.fixture(params=["tcp", "tls"])
-def transport(request, tls_material) -> tuple[Callable[..., QuerySCP], tuple[str, ...]]:
-    """(make a peer, the client's TLS options): plain TCP, and TLS, where
-    pynetdicom's own thread reads the socket."""
+def transport(request, tls_material) -> tuple[dict, tuple[str, ...]]:
+    """(the peer's extra knobs, the client's TLS options): plain TCP, and
+    TLS, where pynetdicom's own thread reads the socket."""
     m = tls_material
     if request.param == "tcp":
-        return (lambda **knobs: QuerySCP(**knobs)), ()
+        return {}, ()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(m.server_cert, m.server_key)
-    return ((lambda **knobs: QuerySCP(ssl_context=context, **knobs)),
-            ("+tla", "+cf", str(m.ca_cert)))
+    return {"ssl_context": context}, ("+tla", "+cf", str(m.ca_cert))
 
 
 @pytest.fixture
-def start(transport):
-    make, _ = transport
-    started = []
-
-    def run(**knobs) -> QuerySCP:
-        scp = make(**knobs)
-        started.append(scp)
-        return scp.start()
-
-    yield run
-    for scp in started:
-        scp.stop()
+def start(transport, make_scp) -> Callable[..., QuerySCP]:
+    """``start(**knobs)``: a started peer on this test's transport."""
+    server_knobs, _ = transport
+    return lambda **knobs: make_scp(**server_knobs, **knobs)
 
 
 def test_responses_larger_than_a_pdu_arrive_whole(dimsekit, start, transport):

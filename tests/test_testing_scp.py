@@ -28,6 +28,7 @@ from pynetdicom import AE
 from pynetdicom.pdu_primitives import SOPClassExtendedNegotiation
 
 from dimsekit.testing import MODEL_UIDS, QuerySCP, sampledata
+from dimsekit.testing.scp import wait_for
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -87,15 +88,6 @@ def find(assoc, query, model, **kw):
     return pending, final
 
 
-def wait_for(predicate, timeout=3.0):
-    """Poll `predicate` (pynetdicom updates association state asynchronously:
-    send_c_find() can end before is_aborted is set)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 def query(**keys):

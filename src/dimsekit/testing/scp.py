@@ -554,6 +554,20 @@ def _entity_view(
 # the peer
 
 
+def wait_for(predicate: Any, timeout: float = 3.0) -> bool:
+    """Poll ``predicate`` until true (False after ``timeout`` seconds).
+
+    pynetdicom updates association state asynchronously: ``send_c_find()``
+    can return before ``is_aborted`` is set, so tests wait for it.
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 class QuerySCP:
     """A recording C-ECHO/C-FIND peer running in a background thread.
 
@@ -1106,7 +1120,7 @@ class QuerySCP:
     def _halt(self, assoc: Any) -> None:
         """stop() is aborting this association: make sure pynetdicom sends
         nothing more for the current request."""
-        if not self._wait_until(lambda: not assoc.is_established, 2.0):
+        if not wait_for(lambda: not assoc.is_established, 2.0):
             assoc.is_established = False
 
     def _hang(self, assoc: Any) -> None:
@@ -1120,14 +1134,6 @@ class QuerySCP:
             if isinstance(assoc.dul.peek_next_pdu(), A_RELEASE):
                 return  # let pynetdicom finish the request and the release
         self._halt(assoc)
-
-    def _wait_until(self, predicate: Any, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.005)
-        return True
 
     # -- matching ----------------------------------------------------------
 
