@@ -287,6 +287,37 @@ PYTHON_ENV = ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFI
               "PYTHONOPTIMIZE", "PYTHONDEVMODE", "PYTHONMALLOC", "PYTHONPROFILEIMPORTTIME")
 
 
+#: run by dimsekit's interpreter: byte-compile the packages of dimsekit and
+#: of every plugin of its entry-point group, as `pip install` does for an
+#: installed package; prints how many modules were compiled
+_COMPILE = """
+import compileall, importlib.metadata, importlib.util, os, sys
+roots = {"dimsekit"} | {ep.value.split(":")[0].split(".")[0]
+                        for ep in importlib.metadata.entry_points(group="dimsekit")}
+done = 0
+for root in sorted(roots):
+    spec = importlib.util.find_spec(root)
+    for where in (spec.submodule_search_locations or []) if spec else []:
+        done += sum(1 for dirpath, _, names in os.walk(where) for n in names
+                    if n.endswith(".py"))
+        compileall.compile_dir(where, quiet=2)
+print(done)
+"""
+
+
+def byte_compile(tools: "Tools") -> str:
+    """dimsekit's modules as a wheel install leaves them: byte-compiled.
+
+    Under PYTHONDONTWRITEBYTECODE (set in some environments) an editable
+    install would compile them from source on every run, ~30 ms that a
+    user's `pip install` does not pay."""
+    done = subprocess.run([tools.dimsekit_python, "-c", _COMPILE], capture_output=True,
+                          text=True, timeout=120)
+    if done.returncode:
+        raise BenchError(f"byte-compiling dimsekit failed: {done.stderr.strip()[-300:]}")
+    return f"{done.stdout.strip()} modules of dimsekit and its plugins byte-compiled"
+
+
 # --------------------------------------------------------------------------
 # peers
 # --------------------------------------------------------------------------
@@ -1131,6 +1162,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="also run dimsekit once per case 1 format and case 2 peer under "
                         "bench/profile_find.py (cProfile, every thread); .prof files and "
                         "text reports go to DIR")
+    p.add_argument("--no-compile", action="store_true",
+                   help="do not byte-compile dimsekit and its plugins before the runs")
     p.add_argument("--serve", action="store_true",
                    help="start the peers (filling the cache if needed), print each case's "
                         "dimsekit command line and wait until interrupted: for profiling "
@@ -1187,6 +1220,9 @@ def main(argv: Sequence[str] | None = None) -> int:
              f"{', '.join(tools.dimsekit_formats)})")
         note(f"DCMTK findscu: {tools.dcmtk_findscu}; pynetdicom findscu: "
              f"{shlex.join(tools.pynetdicom_findscu)}")
+        if not args.no_compile:
+            info["bytecode"] = byte_compile(tools)
+            note(info["bytecode"])
         info["versions"] = versions(tools)
         info["machine"] = machine()
         info["python_env"] = {k: os.environ[k] for k in PYTHON_ENV if os.environ.get(k)}
@@ -1252,6 +1288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if info.get("python_env"):
         print("python environment (passed on to the tools as it is): " + ", ".join(
             f"{k}={v}" for k, v in info["python_env"].items()))
+    if info.get("bytecode"):
+        print(f"bytecode: {info['bytecode']} before the runs (as pip install does)")
     print(f"mode: {'quick' if args.quick else 'full'}, {runs} measured rounds per case "
           f"(start-up {runs * 2}), alternating tools, medians; benchmark took "
           f"{elapsed:.0f} s")

@@ -592,8 +592,8 @@ def _format_items(ds: Any, level: int, out: list[str], implicit: bool,
         charset = _charset_terms(cs_elem)
     indent = "  " * level
     total = 0
-    for tag in sorted(elements):
-        elem = elements[tag]
+    # plain ints: pydicom's BaseTag compares in Python, ints in C
+    for tag, elem in sorted(zip(map(int, elements), elements.values())):
         info = _TAG_CACHE.get(tag)
         if info is None:
             info = _TAG_CACHE[tag] = _tag_info(tag)

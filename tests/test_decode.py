@@ -1,0 +1,80 @@
+"""find's identifier decoder gives the elements pydicom's reader gives.
+
+Its splitter reads plain little endian identifiers itself and leaves the
+rest (undefined lengths, odd VRs, truncated data) to pydicom; both ways
+must yield the same raw elements, and a dataset that reads the same.
+"""
+
+from __future__ import annotations
+
+import random
+from io import BytesIO
+
+import pytest
+from pydicom.filereader import data_element_generator
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from dimsekit.plugins.find.run import _decoder, _element_splitter
+from identifiers import encode, identifier, mangle
+
+# mangled character sets: pydicom warns about each, as it should
+pytestmark = pytest.mark.filterwarnings("ignore:Unknown encoding:UserWarning")
+
+
+def pydicom_elements(data: bytes, implicit: bool):
+    try:
+        return {e.tag: e for e in data_element_generator(BytesIO(data), implicit, True)}
+    except Exception as exc:  # noqa: BLE001 - compared, not hidden
+        return type(exc)
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["explicit", "implicit"])
+def test_splitter_yields_what_pydicom_reads_or_leaves_it_to_pydicom(implicit):
+    rng = random.Random(4242)
+    split = _element_splitter(implicit)
+    syntax = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    taken = 0
+    for n in range(3000):
+        data = identifier(rng, implicit, sequences=True)
+        if n % 5 == 0:
+            data = mangle(rng, data)
+        ours = split(data)
+        if ours is None:
+            continue
+        taken += 1
+        theirs = pydicom_elements(data, implicit)
+        if isinstance(theirs, type):  # pydicom refused its Specific Character Set
+            assert _decoder(syntax)(data) is None
+            continue
+        assert ours == theirs, data
+        assert [e.tag for e in ours.values()] == [e.tag for e in theirs.values()]
+    assert taken > 1500  # the fast way is the common way
+
+
+def test_sequences_read_the_same_either_way():
+    """An identifier with a defined-length sequence goes the fast way, one
+    with an undefined-length sequence pydicom's: the items read alike."""
+    item = encode([(0x00080060, "CS", b"MR"), (0x00400001, "AE", b"SCANNER1")], False, True)
+    defined = encode([(0x00400100, "SQ", b"\xfe\xff\x00\xe0" + len(item).to_bytes(4, "little")
+                       + item)], False, True)
+    undefined = encode([(0x00400100, "SQ", b"\xfe\xff\x00\xe0" + len(item).to_bytes(4, "little")
+                         + item, True)], False, True)
+    assert _element_splitter(False)(defined) is not None
+    assert _element_splitter(False)(undefined) is None
+    decode = _decoder(ExplicitVRLittleEndian)
+    for data in (defined, undefined):
+        step = decode(data).ScheduledProcedureStepSequence[0]
+        assert (step.Modality, step.ScheduledStationAETitle) == ("MR", "SCANNER1")
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian,
+                                    ExplicitVRBigEndian])
+def test_garbage_decodes_to_a_dataset_or_none_never_an_exception(syntax):
+    rng = random.Random(7)
+    decode = _decoder(syntax)
+    for _ in range(300):
+        data = bytes(rng.randrange(256) for _ in range(rng.randrange(40)))
+        assert decode(data) is None or decode(data).__class__.__name__ == "Dataset"
+    data = encode([(0x00100010, "PN", b"Doe^John")], syntax.is_implicit_VR,
+                  syntax.is_little_endian)
+    assert str(decode(data).PatientName) == "Doe^John"
