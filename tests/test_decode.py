@@ -14,7 +14,7 @@ import pytest
 from pydicom.filereader import data_element_generator
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from dimsekit.plugins.find.run import _decoder, _element_splitter
+from dimsekit.plugins.find.run import _dataset_maker, _decoder, _element_splitter
 from identifiers import encode, identifier, mangle
 
 # mangled character sets: pydicom warns about each, as it should
@@ -78,3 +78,23 @@ def test_garbage_decodes_to_a_dataset_or_none_never_an_exception(syntax):
     data = encode([(0x00100010, "PN", b"Doe^John")], syntax.is_implicit_VR,
                   syntax.is_little_endian)
     assert str(decode(data).PatientName) == "Doe^John"
+
+
+@pytest.mark.parametrize("implicit,little", [(False, True), (True, True), (False, False)])
+def test_made_datasets_are_what_the_constructor_builds(implicit, little):
+    from pydicom.dataset import Dataset
+
+    make = _dataset_maker(implicit, little)
+    assert make.__name__ == "make"  # this pydicom passes the maker's own check
+    elements = _element_splitter(False)(encode([(0x00100010, "PN", b"Doe^John")], False, True))
+    encoding = ["iso8859", "utf-8"]
+    made = make(elements, encoding)
+    built = Dataset(elements)
+    built.set_original_encoding(implicit, little, encoding)
+    assert type(made) is Dataset and vars(made) == vars(built)
+    assert made.original_encoding == (implicit, little)
+    assert made.original_character_set == encoding
+    other = make({}, encoding)
+    made.private_block(0x0009, "DIMSEKIT", create=True).add_new(0x01, "LO", "x")
+    assert other._private_blocks == {} and 0x00091001 not in other
+    assert str(made.PatientName) == "Doe^John"

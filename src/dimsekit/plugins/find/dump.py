@@ -402,39 +402,46 @@ def _join_numbers(strs: list[str]) -> str:
     return "".join(parts)
 
 
-def _format_value(
-    vr: str, value: bytes, little: bool, charset: tuple[str, ...] | None
-) -> tuple[str, int, int]:
-    """Return (value text, VM, shown length) for an element value."""
+def _format_string(vr: str, value: bytes, charset: tuple[str, ...] | None
+                   ) -> tuple[str, int, int]:
+    """:func:`_format_value` for the string VRs."""
     n = len(value)
     if n & 1:  # DCMTK pads any odd-length value with a NUL byte
         value += b"\x00"
         n += 1
+    if vr == "UI":
+        s = value.translate(None, b" \t\n\v\f\r").rstrip(b"\x00")
+    else:
+        s = value.rstrip(b" ")
+    if not s:
+        return "(no value available)", 0, n
+    vm = 1 if vr in _SINGLE_VALUE_VRS else s.count(b"\\") + 1
+    if vr in _CHARSET_VRS and (not s.isascii() or b"\x1b" in s):  # ESC: ISO 2022
+        text = _decode_text(s, vr, charset)
+    else:
+        text = s.decode("latin-1")
+    if vr == "UI" and vm == 1:
+        name = _uid_name(text)
+        if name:
+            text = "=" + name
+            if len(text) > _LINE_WIDTH:
+                text = text[: _LINE_WIDTH - 3] + "..."
+            return text, vm, n
+    if len(text) + 2 > _LINE_WIDTH:
+        return "[" + text[: _LINE_WIDTH - 4] + "...", vm, n
+    return "[" + text + "]", vm, n
+
+
+def _format_value(
+    vr: str, value: bytes, little: bool, charset: tuple[str, ...] | None
+) -> tuple[str, int, int]:
+    """Return (value text, VM, shown length) for an element value."""
     if vr in _STRING_VRS:
-        if vr == "UI":
-            s = value.translate(None, b" \t\n\v\f\r").rstrip(b"\x00")
-        else:
-            s = value.rstrip(b" ")
-        if not s:
-            return "(no value available)", 0, n
-        if vr in _SINGLE_VALUE_VRS:
-            vm = 1
-        else:
-            vm = s.count(b"\\") + 1
-        if vr in _CHARSET_VRS and (not s.isascii() or b"\x1b" in s):  # ESC: ISO 2022
-            text = _decode_text(s, vr, charset)
-        else:
-            text = s.decode("latin-1")
-        if vr == "UI" and vm == 1:
-            name = _uid_name(text)
-            if name:
-                text = "=" + name
-                if len(text) > _LINE_WIDTH:
-                    text = text[: _LINE_WIDTH - 3] + "..."
-                return text, vm, n
-        if len(text) + 2 > _LINE_WIDTH:
-            return "[" + text[: _LINE_WIDTH - 4] + "...", vm, n
-        return "[" + text + "]", vm, n
+        return _format_string(vr, value, charset)
+    n = len(value)
+    if n & 1:  # DCMTK pads any odd-length value with a NUL byte
+        value += b"\x00"
+        n += 1
 
     number = _NUMBER_VRS.get(vr)
     if number is not None:
@@ -556,9 +563,8 @@ def _encode_value(elem: Any, little: bool, charset: tuple[str, ...] | None) -> b
 
 def _line(out: list[str], indent: str, head: str, vr: str, text: str,
           length: int | str, vm: int, name: str) -> None:
-    if len(text) < _VALUE_WIDTH:
-        text = text.ljust(_VALUE_WIDTH)
-    out.append(f"{indent}{head}{vr} {text} # {length:>3},{vm:>2} {name}")
+    # the value column is _VALUE_WIDTH (40) wide; _format_items inlines this
+    out.append(f"{indent}{head}{vr} {text:<40} # {length:>3},{vm:>2} {name}")
 
 
 def _elements(ds: Any) -> dict:
@@ -609,8 +615,21 @@ def _format_items(ds: Any, level: int, out: list[str], implicit: bool,
                     pixel_rep = _pixel_representation(elements, e_little)
                     if pixel_rep is not None:
                         vr = "SS" if pixel_rep == 1 else "US"
-                text, vm, length = _format_value(vr, elem.value, e_little, charset)
-                _line(out, indent, head, vr, text, length, vm, name)
+                if vr in _STRING_VRS:
+                    value = elem.value
+                    s = value.rstrip(b" ")
+                    if (s and s.isascii() and vr != "UI" and not len(value) & 1
+                            and len(s) <= _LINE_WIDTH - 2 and 0x1B not in s):
+                        # _format_string's common case, inline: most values are
+                        # this (0x1B: the ESC of ISO 2022, which needs decoding)
+                        vm = 1 if vr in _SINGLE_VALUE_VRS else s.count(b"\\") + 1
+                        text = f"[{s.decode('ascii')}]"
+                        length = len(value)
+                    else:
+                        text, vm, length = _format_string(vr, value, charset)
+                else:
+                    text, vm, length = _format_value(vr, elem.value, e_little, charset)
+                out.append(f"{indent}{head}{vr} {text:<40} # {length:>3},{vm:>2} {name}")
                 total += (8 if e_implicit or vr not in _LONG_HEADER_VRS else 12) + elem.length
                 continue
             raw_length = elem.length if elem.length != _UNDEFINED else None
