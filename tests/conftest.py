@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import select
+import subprocess
+import sys
+import time
+
 import pytest
 
 from dimsekit.testing.cli import Result, run_dimsekit  # noqa: F401 - tests import them from here
@@ -33,3 +39,26 @@ def make_scp(dimsekit_make_scp):
 def scp(dimsekit_scp):
     """A default in-process recording peer (AE ANY-SCP) with the sample data."""
     return dimsekit_scp
+
+
+def read_until(proc, pattern: bytes, seconds: float = 15) -> bytes:
+    """What ``proc`` wrote to its stdout pipe until ``pattern`` (or EOF, or
+    ``seconds``)."""
+    got = b""
+    deadline = time.monotonic() + seconds
+    fd = proc.stdout.fileno()
+    while pattern not in got and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            got += chunk
+    return got
+
+
+def streaming_find(scp, fmt: str, *extra: str) -> subprocess.Popen:
+    """``dimsekit find`` against ``scp`` with its stdout on a pipe."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "dimsekit", "find", "--format", fmt, "-td", "30", *extra,
+         "-S", "-k", "QueryRetrieveLevel=STUDY", "-k", "PatientName=", "127.0.0.1",
+         str(scp.port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -26,7 +26,7 @@ import pydicom
 import pytest
 from click.testing import CliRunner
 
-from conftest import assert_no_traceback, run_dimsekit
+from conftest import assert_no_traceback, read_until, run_dimsekit, streaming_find
 from dimsekit import argv as argv_mod
 from dimsekit.options import AssociationSettings, DimsekitCommand, association_options
 from dimsekit.testing import QuerySCP
@@ -641,3 +641,20 @@ def test_a_rejection_over_tls_is_reported_as_a_rejection(tls_material):
     assert result.returncode == 3
     assert result.stderr_lines[-1].startswith(
         f"E: association rejected by 127.0.0.1:{scp.port}: ")
+
+
+def test_over_tls_a_pipe_gets_each_response_while_the_peer_is_still_busy(tls_material):
+    """Over TLS the DUL thread reads the socket; output is flushed whenever
+    the exchange would wait on its queue."""
+    m = tls_material
+    scp = TLSQuerySCP(server_context(m), repeat_matches=5, hang_after=2).start()
+    proc = streaming_find(scp, "dump", "+tls", str(m.client_key), str(m.client_cert),
+                          "+cf", str(m.ca_cert))
+    try:
+        got = read_until(proc, b"Find Response: 2 (Pending)", 15)
+        assert b"Find Response: 2 (Pending)" in got, (got, proc.poll())
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.communicate()
+        scp.stop()

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from pydicom import Dataset
 from pydicom.sequence import Sequence
 
-from conftest import assert_no_traceback
+from conftest import assert_no_traceback, read_until, streaming_find
 from formats import json_model_as_text, xml_to_json_model
 from dimsekit.api import Writer, hookimpl
 from dimsekit.cli import build_cli
@@ -225,3 +225,27 @@ def test_overwrite_replaces_existing_response_files(dimsekit, make_scp, tmp_path
     assert result.returncode == 0, result.stderr
     assert pydicom.dcmread(tmp_path / "rsp0001.dcm").file_meta.TransferSyntaxUID
     assert not list(tmp_path.glob(".rsp-*"))
+
+
+@pytest.mark.parametrize("fmt, second", [
+    ("dump", b"Find Response: 2 (Pending)"),
+    ("ndjson", b"}\n{"),
+    ("csv", None),
+])
+def test_a_pipe_gets_each_response_while_the_peer_is_still_busy(make_scp, fmt, second):
+    """Output is buffered, but flushed whenever dimsekit waits for the peer:
+    here the peer sends two matches and then works on (hangs), and both
+    matches reach the pipe while dimsekit is still waiting."""
+    scp = make_scp(repeat_matches=5, hang_after=2)
+    proc = streaming_find(scp, fmt)
+    try:
+        got = read_until(proc, second or b"\n", 15)
+        if fmt == "csv":  # the header, then two rows
+            got += read_until(proc, b"never", 1)
+            assert got.count(b"\n") == 3, got
+        else:
+            assert second in got, got
+        assert proc.poll() is None  # still waiting for the third match
+    finally:
+        proc.kill()
+        proc.communicate()

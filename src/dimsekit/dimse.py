@@ -1,10 +1,14 @@
 """Requests and their responses on an established association, without
 pynetdicom's per-message cost on the receiving side.
 
-    with Exchange(assoc) as exchange:
+    with Exchange(assoc, idle=out.flush) as exchange:
         exchange.send(primitive, context_id)     # a pynetdicom DIMSE primitive
         message = exchange.receive()             # Message, or None
         message.status, message.dataset          # encoded data set (bytes) or None
+
+``idle`` (optional) is called whenever ``receive()`` is about to wait for
+the peer: the moment to flush buffered output, so that whoever reads it
+sees every response dimsekit has, without a flush per message.
 
 Why this exists: pynetdicom 3.0 receives every message in its DUL thread,
 which polls the socket, reads each PDU with two ``recv`` calls, decodes it
@@ -189,6 +193,7 @@ class _SocketReader:
         self._installed = False
         self._transport_event = self.dul._is_transport_event
         self._recv = self.dul.socket.recv
+        self.idle: Any = None  # called before read() waits for the socket
 
     # -- taking and giving back the socket ---------------------------------
 
@@ -288,8 +293,12 @@ class _SocketReader:
                 if self._messages:
                     return self._messages.popleft()
             try:
-                wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-                readable = select.select([self.sock], [], [], wait)[0]
+                readable = select.select([self.sock], [], [], 0)[0]
+                if not readable:
+                    if self.idle is not None:
+                        self.idle()
+                    wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    readable = select.select([self.sock], [], [], wait)[0]
                 data = self.sock.recv(1 << 16) if readable else None
             except OSError:
                 data = b""
@@ -328,16 +337,19 @@ class Exchange:
     block raises).
     """
 
-    def __init__(self, assoc: Any):
+    def __init__(self, assoc: Any, idle: Any = None):
         import ssl
 
         self.assoc = assoc
+        self.idle = idle
         #: why the last receive() returned None, when it was the message's fault
         self.failure: str | None = None
         self._reassembler = _Reassembler()
         sock = getattr(assoc.dul.socket, "socket", None)
         self._reader = (_SocketReader(assoc) if sock is not None
                         and not isinstance(sock, ssl.SSLSocket) else None)
+        if self._reader is not None:
+            self._reader.idle = idle
 
     def __enter__(self) -> "Exchange":
         assoc = self.assoc
@@ -374,6 +386,8 @@ class Exchange:
             if message is not None:
                 return self._received(message)
             # the socket went back to the DUL thread: it reads from here on
+        if self.idle is not None and self.assoc.dimse.msg_queue.empty():
+            self.idle()
         _, message = self.assoc.dimse.get_msg(block=True)
         if message is not None and not isinstance(message, Message):
             # pynetdicom's own path had queued it before the exchange began

@@ -1,6 +1,5 @@
 """DICOM JSON (PS3.18 Annex F) writers: ``json`` (one array, the body a
-QIDO-RS search returns, streamed) and ``ndjson`` (one object per line,
-flushed per response).
+QIDO-RS search returns, streamed) and ``ndjson`` (one object per line).
 
 The JSON is pydicom's :meth:`~pydicom.dataset.Dataset.to_json_dict`, byte
 for byte.  Building it through pydicom costs ~150 µs a response, most of it
@@ -258,7 +257,8 @@ class JsonWriter:
 
 
 class NdjsonWriter:
-    """One DICOM JSON object per line, flushed as it arrives (``| jq``)."""
+    """One DICOM JSON object per line (``| jq``; like every format, flushed
+    whenever dimsekit waits for the peer)."""
 
     def __init__(self, stream: BinaryIO, options: dict[str, Any]):
         self.stream = stream
@@ -268,7 +268,6 @@ class NdjsonWriter:
 
     def write(self, ds: Any, info: Any) -> None:
         self.stream.write(self._encode(ds).encode("utf-8") + b"\n")
-        self.stream.flush()
 
     def end(self) -> None:
         self.stream.flush()

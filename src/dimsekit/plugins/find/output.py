@@ -3,9 +3,10 @@ file beside FILE and renamed over it when the run ends — also when it ends
 early, so what arrived before a fault is kept.
 
 Output is written through a 64 KiB buffer (stdout too, unless it is a
-terminal), so thousands of responses cost a few dozen ``write()`` calls.
-A writer that promises each response as it arrives (ndjson) flushes after
-each one.
+terminal), so thousands of responses cost a few dozen ``write()`` calls,
+and flushed whenever dimsekit waits for the peer (the find run passes
+its flush to :class:`~dimsekit.api.Exchange` as ``idle``): a pipe sees
+each response as soon as dimsekit has it, not when 64 KiB are full.
 """
 
 from __future__ import annotations

@@ -311,7 +311,7 @@ class _Runner:
     def run(self) -> None:
         from pynetdicom.dsutils import encode
 
-        with Exchange(self.assoc) as exchange:
+        with Exchange(self.assoc, idle=self.sinks.flush) as exchange:
             for index, query in enumerate(self.request.queries, 1):
                 cx = self.context_for(query.model)
                 ts = cx.transfer_syntax[0]
@@ -582,6 +582,11 @@ class _Sinks:
     def write(self, ds: Any, info: Response) -> None:
         for sink in self.items:
             sink.write(ds, info)
+
+    def flush(self) -> None:
+        """Everything written so far, out: dimsekit is waiting for the peer."""
+        for out in self.outputs:
+            out.stream.flush()
 
     def end(self) -> None:
         for sink in self.items:
