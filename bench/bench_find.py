@@ -1143,7 +1143,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="fewer, lighter runs (3 rounds; 1,000 studies; 50 repeats; "
                         "500/5,000 worklist items)")
     p.add_argument("--cases", default="1,2,3,4", help="which cases to run (default: %(default)s)")
-    p.add_argument("--runs", type=int, help="measured rounds per case (default 5, quick 3; "
+    p.add_argument("--runs", type=int, help="measured rounds per case (default 7, quick 3; "
                                             "start-up: twice as many)")
     p.add_argument("--cache", type=Path,
                    default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
@@ -1182,7 +1182,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    runs = args.runs or (3 if args.quick else 5)
+    runs = args.runs or (3 if args.quick else 7)
     studies = args.studies or (1000 if args.quick else 5000)
     repeat = args.repeat or (50 if args.quick else 200)
     sizes = tuple(int(x) for x in (args.worklist_sizes or
