@@ -249,3 +249,21 @@ def test_a_pipe_gets_each_response_while_the_peer_is_still_busy(make_scp, fmt, s
     finally:
         proc.kill()
         proc.communicate()
+
+
+@pytest.mark.parametrize("fmt", ["dump", "ndjson"])
+def test_a_reader_that_stops_early_ends_the_run_quietly(make_scp, tmp_path, fmt):
+    """``dimsekit find ... | head -1``: the reader has what it wanted. dimsekit
+    aborts the association, says nothing and exits 0; a file output (-X)
+    of the same run is still finished."""
+    scp = make_scp(repeat_matches=2000)
+    proc = streaming_find(scp, fmt, "-X", "-od", str(tmp_path))
+    first = proc.stdout.readline()
+    proc.stdout.close()  # what `head -1` does after its line
+    _, stderr = proc.communicate(timeout=60)
+    assert first.strip()
+    assert proc.returncode == 0, stderr
+    assert stderr == b""
+    assert scp.wait_idle(10) and scp.associations[0].ended == "aborted"
+    assert scp.requests[0].responses < 2000  # it did not read them all
+    assert all(p.stat().st_size > 0 for p in tmp_path.glob("rsp*.dcm"))

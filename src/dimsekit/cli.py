@@ -23,8 +23,19 @@ from dimsekit.logs import current_level
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+class _OutputClosed(Exception):
+    """stdout's reader went away (``| head``).  Carried past click, which
+    would turn EPIPE into exit 1 without a word."""
+
+
 class _LazyGroup(click.Group):
     """A group whose commands come from the host, asked only when needed."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise _OutputClosed() from None
 
     def __init__(self, *args, host: Host, **kwargs):
         super().__init__(*args, **kwargs)
@@ -79,6 +90,19 @@ def build_cli(host: Host | None = None) -> click.Group:
     return group
 
 
+def _discard_stdout() -> None:
+    """Point fd 1 at /dev/null: what is still buffered for the closed pipe
+    goes nowhere at exit instead of raising again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no fd 1 (click's test runner)
+        pass
+
+
 def _wants_debug(args: Sequence[str]) -> bool:
     if "-d" in args or "--debug" in args:
         return True
@@ -125,9 +149,9 @@ def main(argv: Sequence[str] | None = None, prog_name: str = "dimsekit", *,
             traceback.print_exc()
         _error(exc.message, args)
         sys.exit(exc.exit_code)
-    except BrokenPipeError:
-        # the reader went away (e.g. `| head`): not our error
-        sys.stderr.close()
+    except (BrokenPipeError, _OutputClosed):
+        # the reader went away (e.g. `| head`): it has what it wanted
+        _discard_stdout()
         sys.exit(ExitCode.OK)
     except Exception as exc:  # noqa: BLE001 - a bug: one line, traceback with -d
         if _wants_debug(args):

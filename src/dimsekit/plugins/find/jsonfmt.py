@@ -1,5 +1,6 @@
 """DICOM JSON (PS3.18 Annex F) writers: ``json`` (one array, the body a
-QIDO-RS search returns, streamed) and ``ndjson`` (one object per line).
+QIDO-RS search returns, streamed) and ``ndjson`` (one object per line,
+flushed per response).
 
 The JSON is pydicom's :meth:`~pydicom.dataset.Dataset.to_json_dict`, byte
 for byte.  Building it through pydicom costs ~150 µs a response, most of it
@@ -257,8 +258,10 @@ class JsonWriter:
 
 
 class NdjsonWriter:
-    """One DICOM JSON object per line (``| jq``; like every format, flushed
-    whenever dimsekit waits for the peer)."""
+    """One DICOM JSON object per line, flushed per response (DESIGN.md: a
+    ``| jq`` or a line-reading script gets each match as soon as it is
+    written; the other formats are flushed whenever dimsekit waits for the
+    peer)."""
 
     def __init__(self, stream: BinaryIO, options: dict[str, Any]):
         self.stream = stream
@@ -268,6 +271,7 @@ class NdjsonWriter:
 
     def write(self, ds: Any, info: Any) -> None:
         self.stream.write(self._encode(ds).encode("utf-8") + b"\n")
+        self.stream.flush()
 
     def end(self) -> None:
         self.stream.flush()

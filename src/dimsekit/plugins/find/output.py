@@ -7,6 +7,7 @@ terminal), so thousands of responses cost a few dozen ``write()`` calls,
 and flushed whenever dimsekit waits for the peer (the find run passes
 its flush to :class:`~dimsekit.api.Exchange` as ``idle``): a pipe sees
 each response as soon as dimsekit has it, not when 64 KiB are full.
+ndjson flushes after every response besides (its documented promise).
 """
 
 from __future__ import annotations

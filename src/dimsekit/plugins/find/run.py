@@ -589,12 +589,21 @@ class _Sinks:
             out.stream.flush()
 
     def end(self) -> None:
-        for sink in self.items:
-            end = getattr(sink, "end", None)
-            if end is not None:
-                end()
-        for out in self.outputs:
-            out.close()
+        """End every sink and close every output, even when one fails (the
+        pipe of stdout closed, a full disk): the others are still finished;
+        the first failure is raised afterwards."""
+        failure: BaseException | None = None
+        steps = [getattr(sink, "end", None) for sink in self.items]
+        steps += [out.close for out in self.outputs]
+        for step in steps:
+            if step is None:
+                continue
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - re-raised below
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
 
 def run_find(request: FindRequest) -> int:

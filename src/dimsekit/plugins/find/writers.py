@@ -52,7 +52,7 @@ WRITERS = (
     Writer("json", SERVICE, _lazy("jsonfmt", "JsonWriter"),
            "one DICOM JSON array (PS3.18 F, as a QIDO-RS search returns it)"),
     Writer("ndjson", SERVICE, _lazy("jsonfmt", "NdjsonWriter"),
-           "one DICOM JSON object per line (for | jq)"),
+           "one DICOM JSON object per line, flushed per response"),
     Writer("xml", SERVICE, _lazy("xmlfmt", "XmlWriter"),
            "PS3.19 Native DICOM Model, one document for all responses"),
     Writer("csv", SERVICE, _lazy("csvfmt", "CsvWriter"),
