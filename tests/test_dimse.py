@@ -226,3 +226,49 @@ def test_ndjson_reaches_a_pipe_as_each_response_arrives(make_scp, tmp_path):
         rest = proc.communicate(timeout=30)[0]
     assert proc.returncode == 0
     assert len(rest.splitlines()) == 2
+
+
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"),
+                                   ValueError("flush of closed file")])
+def test_a_failing_idle_callback_is_the_callers_error_not_the_peers(start, transport,
+                                                                    tls_material, error):
+    """``idle`` (find flushes its output there) raising: the exception comes
+    out of receive() as it is, not as 'the peer closed' or 'invalid DIMSE
+    message'."""
+    from io import BytesIO
+
+    from pynetdicom.dimse_primitives import C_FIND
+    from pynetdicom.dsutils import encode
+
+    from dimsekit.dimse import Exchange
+
+    scp = start(repeat_matches=3, response_delay=0.3)
+    ae = AE()
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    tls_args = None
+    if transport[1]:
+        context = ssl.create_default_context(cafile=str(tls_material.ca_cert))
+        tls_args = (context, "localhost")
+    assoc = ae.associate("127.0.0.1", scp.port, ae_title=scp.ae_title, tls_args=tls_args)
+    assert assoc.is_established
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    identifier.PatientName = ""
+    request = C_FIND()
+    request.MessageID = 1
+    request.AffectedSOPClassUID = StudyRootQueryRetrieveInformationModelFind
+    request.Priority = 2
+    request.Identifier = BytesIO(encode(identifier, True, True))
+
+    def idle() -> None:
+        raise error
+
+    try:
+        with Exchange(assoc, idle=idle) as exchange, pytest.raises(type(error)) as raised:
+            exchange.send(request, assoc.accepted_contexts[0].context_id)
+            while exchange.receive() is not None:
+                pass
+        assert raised.value is error
+        assert exchange.failure is None
+    finally:
+        assoc.abort()

@@ -97,3 +97,44 @@ def test_verbose_runs_leave_it_all_to_pydicom(monkeypatch, caplog):
         warnings.simplefilter("ignore")
         assert json.loads(JsonEncoder().encode(ds))["00100020"]["Value"] == ["X" * 70]
     assert any("exceeds the maximum length of 64" in r.getMessage() for r in caplog.records)
+
+
+def test_lut_descriptors_keep_pydicoms_correction(quiet_pydicom):
+    """pydicom makes a negative first LUT Descriptor value unsigned."""
+    data = encode([(0x00283002, "SS", struct.pack("<hhh", -1, 0, 16)),
+                   (0x00281101, "US", struct.pack("<HHH", 256, 0, 16))], False, True)
+    decode = _decoder(ExplicitVRLittleEndian)
+    text = JsonEncoder().encode(decode(data))
+    assert text == pydicom_json(decode(data))
+    assert json.loads(text)["00283002"]["Value"] == [65535, 0, 16]
+
+
+@pytest.mark.parametrize("setting, value", [
+    ("datetime_conversion", True), ("use_DS_decimal", True),
+    ("data_element_callback",  # upper-cases LO values on the way in
+     lambda raw, **kwargs: raw._replace(value=raw.value.upper())
+     if raw.VR == "LO" and raw.value else raw),
+])
+def test_changed_pydicom_conversion_settings_leave_it_to_pydicom(quiet_pydicom, monkeypatch,
+                                                                 setting, value):
+    monkeypatch.setattr(config, setting, value)
+    rng = random.Random(11)
+    decode = _decoder(ExplicitVRLittleEndian)
+    encoder = JsonEncoder()
+    for _ in range(200):
+        data = identifier(rng, False)
+        assert outcome(encoder.encode, decode(data)) == outcome(pydicom_json, decode(data))
+
+
+def test_a_replaced_pydicom_hook_leaves_it_to_pydicom(quiet_pydicom, monkeypatch):
+    from pydicom.hooks import hooks, raw_element_value
+
+    def upper(raw, data, **kwargs):
+        raw_element_value(raw, data, **kwargs)
+        if isinstance(data["value"], str):
+            data["value"] = data["value"].upper()
+
+    monkeypatch.setattr(hooks, "raw_element_value", upper)
+    data = encode([(0x00100020, "LO", b"abc")], False, True)
+    text = JsonEncoder().encode(_decoder(ExplicitVRLittleEndian)(data))
+    assert json.loads(text)["00100020"]["Value"] == ["ABC"]

@@ -169,6 +169,15 @@ class _Reassembler:
         return message
 
 
+class _IdleFailed(Exception):
+    """The ``idle`` callback raised (``error``): the caller's failure, not
+    the peer's; :meth:`Exchange.receive` raises ``error`` itself."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(error)
+        self.error = error
+
+
 class _SocketReader:
     """Reads P-DATA-TF PDUs off a plain TCP association socket in the
     calling thread, while pynetdicom's DUL thread stays off it.
@@ -270,7 +279,8 @@ class _SocketReader:
         thread (a PDU other than P-DATA-TF came, or the connection ended).
         Raises TimeoutError when no message came within ``timeout`` and
         ValueError for a malformed P-DATA-TF; the socket then goes back
-        without what was read of it."""
+        without what was read of it.  What ``idle`` raises comes out as
+        :class:`_IdleFailed`, the socket back with what was read."""
         if self._messages:
             return self._messages.popleft()
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -292,14 +302,20 @@ class _SocketReader:
                 del buffer[:end]
                 if self._messages:
                     return self._messages.popleft()
+            if self.idle is not None and not self._readable(0):
+                # the peer is still at work: the caller's turn (flush output);
+                # the time that takes is not the peer's
+                started = time.monotonic()
+                try:
+                    self.idle()
+                except BaseException as exc:
+                    self.release()  # the stream is fine: keep what was read
+                    raise _IdleFailed(exc) from exc
+                if deadline is not None:
+                    deadline += time.monotonic() - started
             try:
-                readable = select.select([self.sock], [], [], 0)[0]
-                if not readable:
-                    if self.idle is not None:
-                        self.idle()
-                    wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-                    readable = select.select([self.sock], [], [], wait)[0]
-                data = self.sock.recv(1 << 16) if readable else None
+                wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+                data = self.sock.recv(1 << 16) if self._readable(wait) else None
             except OSError:
                 data = b""
             if data is None:
@@ -309,6 +325,12 @@ class _SocketReader:
                 self.release()
                 return None
             buffer += data
+
+    def _readable(self, wait: float | None) -> bool:
+        try:
+            return bool(select.select([self.sock], [], [], wait)[0])
+        except OSError:  # a closed socket: recv says so
+            return True
 
     def _pdvs(self, reassembler: _Reassembler, pdu: bytearray, offset: int,
               end: int) -> None:
@@ -378,6 +400,8 @@ class Exchange:
         if reader is not None and reader.owned:
             try:
                 message = reader.read(self._reassembler, self.assoc.dimse_timeout)
+            except _IdleFailed as exc:
+                raise exc.error from None
             except (ValueError, struct.error) as exc:
                 self.failure = f"invalid DIMSE message from the peer ({exc})"
                 return None

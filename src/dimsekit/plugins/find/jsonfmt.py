@@ -26,6 +26,9 @@ from typing import Any, BinaryIO, Callable
 NO_BULK = 2**62
 
 _SPECIFIC_CHARACTER_SET = 0x00080005
+#: LUT Descriptors: pydicom's raw_element_value hook makes a negative first
+#: value unsigned; left to it
+_LUT_DESCRIPTORS = frozenset((0x00281101, 0x00281102, 0x00281103, 0x00283002))
 
 
 def dicom_json(ds: Any) -> dict:
@@ -188,13 +191,27 @@ class JsonEncoder:
         from pydicom.charset import default_encoding
         from pydicom.datadict import dictionary_VR
         from pydicom.dataelem import RawDataElement
+        from pydicom.hooks import hooks, raw_element_value, raw_element_vr
 
         self._raw = RawDataElement
         self._dictionary_vr = dictionary_VR
         self._encodings: dict[Any, list[str]] = {None: [default_encoding]}
         self._heads: dict[tuple[int, str], str] = {}
-        self._settings = config.settings
-        self._ignore = config.IGNORE
+        self._config = config
+        self._hooks = hooks
+        self._default_hooks = (raw_element_value, raw_element_vr)
+
+    def _as_pydicom_would(self) -> bool:
+        """Whether the fast path writes what pydicom would: not from -v on
+        (pydicom then validates every value it converts and says what is
+        wrong), nor when someone changed how pydicom converts values."""
+        config = self._config
+        return (config.settings.reading_validation_mode == config.IGNORE
+                and not (config.datetime_conversion or config.use_IS_numpy
+                         or config.use_DS_numpy or config.use_DS_decimal
+                         or config.data_element_callback)
+                and (self._hooks.raw_element_value, self._hooks.raw_element_vr)
+                == self._default_hooks)
 
     def _implicit_vr(self, tag: int) -> str | None:
         if tag >> 16 & 1:  # private: pydicom needs the creator
@@ -206,11 +223,7 @@ class JsonEncoder:
         return vr if len(vr) == 2 else None
 
     def encode(self, ds: Any) -> str:
-        elements = None
-        # from -v on pydicom validates every value it converts and says what
-        # is wrong: then pydicom does all of it
-        if self._settings.reading_validation_mode == self._ignore:
-            elements = getattr(ds, "_dict", None)
+        elements = getattr(ds, "_dict", None) if self._as_pydicom_would() else None
         encodings = None if elements is None else _encodings_for(elements, self._encodings)
         if encodings is None:
             return json.dumps(dicom_json(ds), ensure_ascii=False, separators=(",", ":"))
@@ -219,7 +232,8 @@ class JsonEncoder:
         heads = self._heads
         for tag, elem in elements.items():
             text = None
-            if elem.__class__ is raw_class and elem.value is not None:
+            if (elem.__class__ is raw_class and elem.value is not None
+                    and tag not in _LUT_DESCRIPTORS):
                 vr = elem.VR or self._implicit_vr(tag)
                 if vr is not None:
                     value = _value(vr, elem.value, elem.is_little_endian, encodings)
