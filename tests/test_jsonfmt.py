@@ -19,7 +19,7 @@ import pytest
 from pydicom import config
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from dimsekit.plugins.find.jsonfmt import NO_BULK, JsonEncoder
+from dimsekit.plugins.find.jsonfmt import NO_BULK, JsonEncoder, dicom_json
 from dimsekit.plugins.find.run import _decoder
 from identifiers import encode, identifier
 
@@ -138,3 +138,19 @@ def test_a_replaced_pydicom_hook_leaves_it_to_pydicom(quiet_pydicom, monkeypatch
     data = encode([(0x00100020, "LO", b"abc")], False, True)
     text = JsonEncoder().encode(_decoder(ExplicitVRLittleEndian)(data))
     assert json.loads(text)["00100020"]["Value"] == ["ABC"]
+
+
+def test_the_model_the_xml_writer_reads_is_pydicoms(quiet_pydicom):
+    """dicom_json (read back from the encoder's text) == to_json_dict."""
+    rng = random.Random(99)
+    decode = _decoder(ExplicitVRLittleEndian)
+
+    def as_text(model_of):
+        return lambda ds: json.dumps(model_of(ds), ensure_ascii=False)
+
+    for _ in range(500):
+        data = identifier(rng, False)
+        ours = outcome(as_text(dicom_json), decode(data))
+        theirs = outcome(as_text(lambda ds: ds.to_json_dict(bulk_data_threshold=NO_BULK)),
+                         decode(data))
+        assert ours == theirs, data

@@ -31,10 +31,22 @@ _SPECIFIC_CHARACTER_SET = 0x00080005
 _LUT_DESCRIPTORS = frozenset((0x00281101, 0x00281102, 0x00281103, 0x00283002))
 
 
-def dicom_json(ds: Any) -> dict:
-    """The DICOM JSON model of ``ds``; text decoded per Specific Character Set,
-    binary values as InlineBinary."""
+def pydicom_json(ds: Any) -> dict:
+    """The DICOM JSON model of ``ds`` as pydicom makes it; text decoded per
+    Specific Character Set, binary values as InlineBinary."""
     return ds.to_json_dict(bulk_data_threshold=NO_BULK)
+
+
+_ENCODER: "JsonEncoder | None" = None
+
+
+def dicom_json(ds: Any) -> dict:
+    """:func:`pydicom_json`'s model, read back from :class:`JsonEncoder`'s
+    text (the XML writer's input): the same dict at a fifth of the cost."""
+    global _ENCODER
+    if _ENCODER is None:
+        _ENCODER = JsonEncoder()
+    return json.loads(_ENCODER.encode(ds))
 
 
 # --------------------------------------------------------------------------
@@ -183,7 +195,7 @@ def _encodings_for(elements: dict, cache: dict) -> list[str] | None:
 
 class JsonEncoder:
     """``encode(ds) -> str``: the compact JSON text of ``ds``'s DICOM JSON
-    model, as ``json.dumps(dicom_json(ds), ensure_ascii=False,
+    model, as ``json.dumps(pydicom_json(ds), ensure_ascii=False,
     separators=(",", ":"))`` gives it."""
 
     def __init__(self) -> None:
@@ -226,7 +238,7 @@ class JsonEncoder:
         elements = getattr(ds, "_dict", None) if self._as_pydicom_would() else None
         encodings = None if elements is None else _encodings_for(elements, self._encodings)
         if encodings is None:
-            return json.dumps(dicom_json(ds), ensure_ascii=False, separators=(",", ":"))
+            return json.dumps(pydicom_json(ds), ensure_ascii=False, separators=(",", ":"))
         parts = []
         raw_class = self._raw
         heads = self._heads
