@@ -41,13 +41,13 @@ def scp(dimsekit_scp):
     return dimsekit_scp
 
 
-def read_until(proc, pattern: bytes, seconds: float = 15) -> bytes:
-    """What ``proc`` wrote to its stdout pipe until ``pattern`` (or EOF, or
-    ``seconds``)."""
+def read_until(proc, pattern: bytes, seconds: float = 15, count: int = 1) -> bytes:
+    """What ``proc`` wrote to its stdout pipe until ``count`` times
+    ``pattern`` (or EOF, or ``seconds``)."""
     got = b""
     deadline = time.monotonic() + seconds
     fd = proc.stdout.fileno()
-    while pattern not in got and time.monotonic() < deadline:
+    while got.count(pattern) < count and time.monotonic() < deadline:
         if select.select([fd], [], [], 0.1)[0]:
             chunk = os.read(fd, 65536)
             if not chunk:
