@@ -118,24 +118,29 @@ if __name__ == "__main__":
 
 def test_the_exchange_example_in_the_plugin_guide_runs():
     """docs/plugins.md's C-MOVE sketch, run as written against a pynetdicom
-    C-MOVE peer (with nothing to move: it answers Success at once)."""
+    C-MOVE peer: one that has nothing to move (Success at once) and one
+    that answers a failure."""
     import io
 
     from pydicom import Dataset
     from pynetdicom import AE, evt
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove
 
-    from dimsekit.api import AssociationSettings
+    from dimsekit.api import AssociationSettings, PeerFailure
 
     text = (DOCS / "plugins.md").read_text(encoding="utf-8")
     (code,) = [block for block in re.findall(r"```python\n(.*?)```", text, re.S)
                if "def run_move" in block]
     namespace: dict = {}
     exec(compile(code, "docs/plugins.md", "exec"), namespace)
+    answers = []
 
     def handle(event):
-        yield "127.0.0.1", 1  # where to send: never used, nothing to send
-        yield 0
+        if answers.pop(0) == "nothing":
+            yield "127.0.0.1", 1  # where to send: never used, nothing is sent
+            yield 0
+        else:
+            yield None, None  # pynetdicom answers 0xA801, Move Destination unknown
 
     peer = AE("MOVESCP")
     peer.add_supported_context(StudyRootQueryRetrieveInformationModelMove)
@@ -145,10 +150,14 @@ def test_the_exchange_example_in_the_plugin_guide_runs():
         identifier = Dataset()
         identifier.QueryRetrieveLevel = "STUDY"
         identifier.StudyInstanceUID = "1.2.3"
-        out = io.StringIO()
         settings = AssociationSettings(peer="127.0.0.1", port=server.server_address[1],
                                        called_aet="MOVESCP")
+        out = io.StringIO()
+        answers.append("nothing")
         assert namespace["run_move"](settings, identifier, "STORESCP", out) == 0
-        assert out.getvalue() == "status 0x0000, None to go\n"
+        assert out.getvalue() == "done: 0x0000 (Success)\n"
+        answers.append("failure")
+        with pytest.raises(PeerFailure, match="peer answered 0xA801"):
+            namespace["run_move"](settings, identifier, "NOWHERE", io.StringIO())
     finally:
         server.shutdown()

@@ -453,3 +453,35 @@ def test_a_plugin_adds_an_extended_negotiation_flag_and_a_model(scp):
     assert result.exit_code == 0, result.output
     sent = scp.associations[0].extended_negotiation[MODEL_UIDS["study"]]
     assert [i for i, b in enumerate(sent) if b] == [5]
+
+
+@pytest.mark.parametrize("option", ["-o", "-Xs"])
+def test_an_output_file_that_is_a_directory_is_exit_2_before_connecting(dimsekit, scp,
+                                                                        tmp_path, option):
+    result = find(dimsekit, scp, option, str(tmp_path), *STUDY_Q)
+    assert result.returncode == 2
+    assert result.stderr_lines == [
+        f"E: cannot write output file '{tmp_path}': it is a directory"]
+    assert scp.associations == []
+    assert [p.name for p in tmp_path.iterdir()] == []  # no .part left behind
+
+
+def test_a_closed_stdout_is_exit_2_unless_nothing_is_to_be_shown(scp, tmp_path):
+    import shlex
+    import subprocess
+
+    from dimsekit.testing.cli import DIMSEKIT_COMMAND
+
+    def run(*args):
+        command = shlex.join([*DIMSEKIT_COMMAND, "find", *args, *STUDY_Q, "127.0.0.1",
+                              str(scp.port)])
+        return subprocess.run(["sh", "-c", f"exec {command} >&-"], capture_output=True,
+                              text=True, timeout=60, cwd=tmp_path)
+
+    closed = run()
+    assert closed.returncode == 2
+    assert closed.stderr == ("E: stdout is closed: give -o FILE for the responses, "
+                             "or -sr to show none\n")
+    assert run("-sr").returncode == 0
+    assert run("-o", str(tmp_path / "out.txt")).returncode == 0
+    assert "Find Response: 1" in (tmp_path / "out.txt").read_text()

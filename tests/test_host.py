@@ -217,3 +217,40 @@ def test_version_and_python_m():
     script = str(Path(sys.executable).parent / "dimsekit")
     exe = subprocess.run([script, "find", "--version"], capture_output=True, text=True)
     assert exe.returncode == 0 and exe.stdout == "dimsekit 0.1.0\n"
+
+
+def test_a_broken_pipe_that_is_not_stdout_is_not_taken_for_head(tmp_path):
+    """A plugin's own socket failing with EPIPE is a failure (one line, exit
+    70), not a reader of stdout that went away (quiet exit 0)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import socket, sys
+        import click, pluggy
+        from dimsekit.api import hookimpl
+        from dimsekit.cli import main
+        from dimsekit.host import Host
+
+        @click.command("send")
+        def send():
+            here, there = socket.socketpair()
+            there.close()
+            for _ in range(100):
+                here.sendall(b"x" * 65536)
+
+        class Plugin:
+            @hookimpl
+            def dimsekit_commands(self, host):
+                return [send]
+
+        host = Host(pluggy.PluginManager("dimsekit"))
+        host.register(Plugin(), "sender")
+        main(["send"], host=host)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 70, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("E: internal error: BrokenPipeError")

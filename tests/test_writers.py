@@ -248,13 +248,12 @@ def test_a_pipe_gets_each_response_while_the_peer_is_still_busy(make_scp, fmt, p
         proc.communicate()
 
 
-@pytest.mark.parametrize("fmt", ["dump", "ndjson"])
-def test_a_reader_that_stops_early_ends_the_run_quietly(make_scp, tmp_path, fmt):
+@pytest.mark.parametrize("fmt", ["dump", "ndjson", "json", "xml", "csv"])
+def test_a_reader_that_stops_early_ends_the_run_quietly(make_scp, fmt):
     """``dimsekit find ... | head -1``: the reader has what it wanted. dimsekit
-    aborts the association, says nothing and exits 0; a file output (-X)
-    of the same run is still finished."""
+    aborts the association, says nothing and exits 0."""
     scp = make_scp(repeat_matches=2000)
-    proc = streaming_find(scp, fmt, "-X", "-od", str(tmp_path))
+    proc = streaming_find(scp, fmt)
     first = proc.stdout.readline()
     proc.stdout.close()  # what `head -1` does after its line
     _, stderr = proc.communicate(timeout=60)
@@ -263,4 +262,32 @@ def test_a_reader_that_stops_early_ends_the_run_quietly(make_scp, tmp_path, fmt)
     assert stderr == b""
     assert scp.wait_idle(10) and scp.associations[0].ended == "aborted"
     assert scp.requests[0].responses < 2000  # it did not read them all
-    assert all(p.stat().st_size > 0 for p in tmp_path.glob("rsp*.dcm"))
+
+
+def test_files_of_a_run_whose_stdout_reader_stops_early_are_complete(make_scp, tmp_path):
+    """With -X/-Xs besides stdout, a closed stdout is dropped and the run
+    goes on: the files hold every match and the exit code is the query's."""
+    scp = make_scp(repeat_matches=300)
+    single = tmp_path / "all.xml"
+    proc = streaming_find(scp, "dump", "-X", "-od", str(tmp_path / "each"),
+                          "-Xs", str(single))
+    proc.stdout.readline()
+    proc.stdout.close()
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert stderr == b""
+    assert len(list((tmp_path / "each").glob("rsp*.dcm"))) == 300
+    assert len(ET.parse(single).getroot().findall("NativeDicomModel")) == 300
+    assert scp.wait_idle(10) and scp.associations[0].ended == "released"
+
+
+def test_help_into_a_closed_pipe_is_exit_0(tmp_path):
+    import subprocess
+    import sys
+
+    for args in (["--help"], ["--version"], ["find", "--help"], ["plugins"]):
+        proc = subprocess.Popen([sys.executable, "-m", "dimsekit", *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc.stdout.close()  # closed before anything was written
+        _, stderr = proc.communicate(timeout=60)
+        assert (proc.returncode, stderr) == (0, b""), args

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 import click
 
@@ -23,19 +23,29 @@ from dimsekit.logs import current_level
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-class _OutputClosed(Exception):
-    """stdout's reader went away (``| head``).  Carried past click, which
-    would turn EPIPE into exit 1 without a word."""
+class _PipeClosed(Exception):
+    """A BrokenPipeError (``error``), carried past click, which turns EPIPE
+    into exit 1 without a word.  :func:`main` decides whose pipe it was."""
+
+    def __init__(self, error: BrokenPipeError):
+        super().__init__(error)
+        self.error = error
 
 
 class _LazyGroup(click.Group):
     """A group whose commands come from the host, asked only when needed."""
 
+    def make_context(self, *args, **kwargs) -> click.Context:
+        try:  # --help and --version print while the group's options are parsed
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError as exc:
+            raise _PipeClosed(exc) from None
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except BrokenPipeError:
-            raise _OutputClosed() from None
+        except BrokenPipeError as exc:
+            raise _PipeClosed(exc) from None
 
     def __init__(self, *args, host: Host, **kwargs):
         super().__init__(*args, **kwargs)
@@ -90,6 +100,28 @@ def build_cli(host: Host | None = None) -> click.Group:
     return group
 
 
+def _internal_error(exc: BaseException, args: Sequence[str]) -> NoReturn:
+    """A bug: one line, the traceback with -d; exit 70."""
+    if _wants_debug(args):
+        raise exc
+    _error(f"internal error: {type(exc).__name__}: {exc} (run with -d for details)", args)
+    sys.exit(70)
+
+
+def _stdout_broken() -> bool:
+    """Whether stdout is a pipe (or socket) whose reader has gone: then a
+    BrokenPipeError was about stdout, and not, say, about a plugin's socket."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP)
+                   for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no fd 1 (click's test runner)
+        return False
+
+
 def _discard_stdout() -> None:
     """Point fd 1 at /dev/null: what is still buffered for the closed pipe
     goes nowhere at exit instead of raising again."""
@@ -112,7 +144,10 @@ def _wants_debug(args: Sequence[str]) -> bool:
 def _error(message: str, args: Sequence[str]) -> None:
     if "-q" in args or "--quiet" in args:
         return
-    print(f"E: {message}", file=sys.stderr)
+    try:
+        print(f"E: {message}", file=sys.stderr)
+    except (OSError, ValueError, AttributeError):  # stderr closed: the code still tells
+        pass
 
 
 def main(argv: Sequence[str] | None = None, prog_name: str = "dimsekit", *,
@@ -149,14 +184,12 @@ def main(argv: Sequence[str] | None = None, prog_name: str = "dimsekit", *,
             traceback.print_exc()
         _error(exc.message, args)
         sys.exit(exc.exit_code)
-    except (BrokenPipeError, _OutputClosed):
-        # the reader went away (e.g. `| head`): it has what it wanted
-        _discard_stdout()
-        sys.exit(ExitCode.OK)
+    except (BrokenPipeError, _PipeClosed) as exc:
+        if _stdout_broken():
+            # the reader went away (e.g. `| head`): it has what it wanted
+            _discard_stdout()
+            sys.exit(ExitCode.OK)
+        _internal_error(exc.error if isinstance(exc, _PipeClosed) else exc, args)
     except Exception as exc:  # noqa: BLE001 - a bug: one line, traceback with -d
-        if _wants_debug(args):
-            raise
-        _error(f"internal error: {type(exc).__name__}: {exc} (run with -d for details)",
-               args)
-        sys.exit(70)
+        _internal_error(exc, args)
     sys.exit(int(rv or 0))

@@ -30,6 +30,8 @@ class Output:
         if path is None:
             self.stream: BinaryIO = _stdout()
             return
+        if os.path.isdir(path):
+            raise UsageError(f"cannot write output file {path!r}: it is a directory")
         directory = os.path.dirname(os.path.abspath(path))
         try:
             fd, self._tmp = tempfile.mkstemp(prefix=".dimsekit-", suffix=".part",
@@ -37,6 +39,19 @@ class Output:
         except OSError as exc:
             raise UsageError(f"cannot write output file {path!r}: {exc.strerror}") from None
         self.stream = os.fdopen(fd, "wb", buffering=BUFFER_SIZE)
+
+    def discard(self) -> None:
+        """stdout's reader went away: what is still buffered, and whatever
+        comes, goes to /dev/null (fd 1 is pointed there)."""
+        try:
+            fd = self.stream.fileno()
+        except (OSError, ValueError, io.UnsupportedOperation):
+            return  # no file descriptor (click's test runner): nothing to redirect
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
 
     def close(self) -> None:
         """Flush; for ``-o``, move the temp file into place."""
@@ -57,6 +72,9 @@ def _stdout() -> BinaryIO:
     environments set.  A terminal keeps ``sys.stdout.buffer`` (a person
     watching should not wait for 64 KiB), and so does a stdout without a
     file descriptor (click's test runner)."""
+    if sys.stdout is None:  # started with stdout closed (>&-)
+        raise UsageError("stdout is closed: give -o FILE for the responses, "
+                         "or -sr to show none")
     try:
         fd = sys.stdout.fileno()
     except (AttributeError, OSError, io.UnsupportedOperation):

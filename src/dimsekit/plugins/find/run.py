@@ -553,11 +553,18 @@ def _log_identifier(level: int, title: str, ds: Any) -> None:
 
 class _Sinks:
     """Every destination of a pending response: the stdout/-o writer and the
-    response files; ``end()`` closes each however the run ended."""
+    response files; ``end()`` closes each however the run ended.
+
+    When the reader of stdout goes away (``| head``) and there are files
+    besides (-X, -Xs), stdout is dropped and the run goes on, so the files
+    are complete and the exit code stays the queries'; with stdout alone
+    the BrokenPipeError ends the run (the host then exits 0 quietly).
+    """
 
     def __init__(self, request: FindRequest):
         self.items: list[Any] = []
         self.outputs: list[Output] = []
+        self._stdout: tuple[Any, Output] | None = None
         for suffix, directory in request.extract:
             from dimsekit.plugins.find import extract
 
@@ -576,23 +583,43 @@ class _Sinks:
         out = Output(path)
         self.outputs.append(out)
         writer = factory(out.stream, options)
+        if path is None:
+            self._stdout = (writer, out)
         writer.begin()
         self.items.append(writer)
 
+    def _stdout_gone(self, exc: BrokenPipeError) -> None:
+        """stdout's reader went away: go on without it if there is more to
+        write, or end the run (re-raise)."""
+        if self._stdout is None or self.items == [self._stdout[0]]:
+            raise exc
+        writer, out = self._stdout
+        self._stdout = None
+        self.items.remove(writer)
+        self.outputs.remove(out)
+        out.discard()
+        log.info("stdout closed by its reader: going on for the other outputs")
+
     def write(self, ds: Any, info: Response) -> None:
-        for sink in self.items:
-            sink.write(ds, info)
+        for sink in list(self.items):
+            try:
+                sink.write(ds, info)
+            except BrokenPipeError as exc:
+                self._stdout_gone(exc)
 
     def flush(self) -> None:
         """Everything written so far, out: dimsekit is waiting for the peer."""
-        for out in self.outputs:
-            out.stream.flush()
+        for out in list(self.outputs):
+            try:
+                out.stream.flush()
+            except BrokenPipeError as exc:
+                self._stdout_gone(exc)
 
     def end(self) -> None:
         """End every sink and close every output, even when one fails (the
         pipe of stdout closed, a full disk): the others are still finished;
-        the first failure is raised afterwards."""
-        failure: BaseException | None = None
+        a failure is raised afterwards, a real one before a closed pipe."""
+        failures: list[BaseException] = []
         steps = [getattr(sink, "end", None) for sink in self.items]
         steps += [out.close for out in self.outputs]
         for step in steps:
@@ -601,9 +628,10 @@ class _Sinks:
             try:
                 step()
             except Exception as exc:  # noqa: BLE001 - re-raised below
-                failure = failure or exc
-        if failure is not None:
-            raise failure
+                failures.append(exc)
+        if failures:
+            failures.sort(key=lambda exc: isinstance(exc, BrokenPipeError))
+            raise failures[0]
 
 
 def run_find(request: FindRequest) -> int:
