@@ -78,6 +78,10 @@ STATUS = 0x00000900
 NO_DATA_SET = 0x0101
 P_DATA_TF = 0x04
 
+#: longest the DUL thread is parked in one go while the caller reads: the
+#: delay for what it does unasked (ARTIM timer, an abort's A-ABORT)
+_PARKING = 0.05
+
 _ELEMENT_HEADER = struct.Struct("<HHL")
 _US = struct.Struct("<H")
 _PDU_HEADER = struct.Struct(">BxL")
@@ -203,6 +207,7 @@ class _SocketReader:
         self._transport_event = self.dul._is_transport_event
         self._recv = self.dul.socket.recv
         self.idle: Any = None  # called before read() waits for the socket
+        self._wake = threading.Event()  # ends the DUL thread's parking
 
     # -- taking and giving back the socket ---------------------------------
 
@@ -241,6 +246,11 @@ class _SocketReader:
             self.owned = False
             if not self.pushback:
                 self._uninstall()
+        self._wake.set()  # the DUL thread reads again from here on
+
+    def wake(self) -> None:
+        """Something was queued for the DUL thread to send: unpark it."""
+        self._wake.set()
 
     def _uninstall(self) -> None:  # with the lock held
         if self._installed:
@@ -255,11 +265,20 @@ class _SocketReader:
                 self._want = False
                 self.owned = True
                 self._granted.set()
-            if self.owned:
-                return False
-            given_back = bool(self.pushback)
-            if not given_back:
-                self._uninstall()
+            owned = self.owned
+            if not owned:
+                given_back = bool(self.pushback)
+                if not given_back:
+                    self._uninstall()
+        if owned:
+            # Nothing to read for the DUL thread while this reader has the
+            # socket: park it instead of letting it poll (and take the GIL)
+            # every millisecond.  wake() (a request queued to send) or the
+            # socket going back ends the parking, and what was queued is
+            # sent at once rather than after the reactor's next sleep.
+            if self._wake.wait(_PARKING):
+                self._wake.clear()
+            return self.dul._process_recv_primitive()
         if given_back:
             self.dul._read_pdu_data()  # reads the pushback through _dul_recv
             return True
@@ -393,6 +412,14 @@ class Exchange:
     def send(self, primitive: Any, context_id: int) -> None:
         """Send a pynetdicom DIMSE primitive (e.g. ``C_FIND``)."""
         self.assoc.dimse.send_msg(primitive, context_id)
+        if self._reader is not None:
+            self._reader.wake()
+
+    def cancel(self, msg_id: int, context_id: int) -> None:
+        """Send a C-CANCEL for the request with ``msg_id``."""
+        self.assoc.send_c_cancel(msg_id, context_id)
+        if self._reader is not None:
+            self._reader.wake()
 
     def receive(self) -> Message | None:
         """The next message; None: aborted, closed, timed out or malformed."""

@@ -375,7 +375,7 @@ class _Runner:
                                           query.model))
             if cancel_after and pending >= cancel_after:
                 log.info("Sending Cancel Request: MsgID %d", self.msg_id)
-                self.assoc.send_c_cancel(self.msg_id, cx.context_id)
+                exchange.cancel(self.msg_id, cx.context_id)
                 cancelled = True
 
     def _final(self, query: Query, code: int, pending: int, cancelled: bool) -> None:
