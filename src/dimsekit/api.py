@@ -31,7 +31,9 @@ What a command gets from the host:
 - records for contributions: :class:`InformationModel`,
   :class:`ExtendedNegotiationFlag`, :class:`Writer`;
 - :func:`describe_status` / :func:`status_category`: DIMSE statuses in words;
-- :func:`get_logger` for a logger that follows ``-q/-v/-d/-ll/-lc``.
+- :func:`get_logger` for a logger that follows ``-q/-v/-d/-ll/-lc``;
+- :func:`discard_stdout` once stdout's reader has gone (``| head``) and
+  the command goes on for its other outputs.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ hookimpl = pluggy.HookimplMarker("dimsekit")
 #: names whose modules load on first use: importing the API (every
 #: ``--help``, every command) does not pay for them
 _LAZY = {"Exchange": "dimsekit.dimse", "Message": "dimsekit.dimse",
-         "TLSSettings": "dimsekit.tls"}
+         "TLSSettings": "dimsekit.tls", "discard_stdout": "dimsekit.cli"}
 
 
 def __getattr__(name: str):
@@ -109,6 +111,7 @@ __all__ = [
     "association_options",
     "build_identifier",
     "describe_status",
+    "discard_stdout",
     "general_options",
     "get_logger",
     "hookimpl",

@@ -122,9 +122,10 @@ def _stdout_broken() -> bool:
         return False
 
 
-def _discard_stdout() -> None:
-    """Point fd 1 at /dev/null: what is still buffered for the closed pipe
-    goes nowhere at exit instead of raising again."""
+def discard_stdout() -> None:
+    """Point fd 1 at /dev/null once stdout's reader has gone: what is still
+    buffered for the closed pipe, and whatever is written after, goes
+    nowhere instead of raising again (public as ``dimsekit.api``'s)."""
     import os
 
     try:
@@ -187,7 +188,7 @@ def main(argv: Sequence[str] | None = None, prog_name: str = "dimsekit", *,
     except (BrokenPipeError, _PipeClosed) as exc:
         if _stdout_broken():
             # the reader went away (e.g. `| head`): it has what it wanted
-            _discard_stdout()
+            discard_stdout()
             sys.exit(ExitCode.OK)
         _internal_error(exc.error if isinstance(exc, _PipeClosed) else exc, args)
     except Exception as exc:  # noqa: BLE001 - a bug: one line, traceback with -d

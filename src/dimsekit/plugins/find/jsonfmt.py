@@ -177,12 +177,12 @@ def _value(vr: str, raw: bytes, little: bool, encodings: list[str]) -> str | Non
     return None
 
 
-def _encodings_for(elements: dict, cache: dict) -> list[str] | None:
+def _encodings_for(elements: dict, cache: dict, raw_class: type) -> list[str] | None:
     elem = elements.get(_SPECIFIC_CHARACTER_SET)
     if elem is None:
         return cache[None]
-    key = getattr(elem, "value", None)
-    if not isinstance(key, bytes) or type(elem).__name__ != "RawDataElement":
+    key = elem.value
+    if elem.__class__ is not raw_class or not isinstance(key, bytes):
         return None
     encodings = cache.get(key)
     if encodings is None:
@@ -208,7 +208,6 @@ class JsonEncoder:
         self._raw = RawDataElement
         self._dictionary_vr = dictionary_VR
         self._encodings: dict[Any, list[str]] = {None: [default_encoding]}
-        self._heads: dict[tuple[int, str], str] = {}
         self._config = config
         self._hooks = hooks
         self._default_hooks = (raw_element_value, raw_element_vr)
@@ -236,12 +235,11 @@ class JsonEncoder:
 
     def encode(self, ds: Any) -> str:
         elements = getattr(ds, "_dict", None) if self._as_pydicom_would() else None
-        encodings = None if elements is None else _encodings_for(elements, self._encodings)
+        encodings = None if elements is None else _encodings_for(elements, self._encodings, self._raw)
         if encodings is None:
             return json.dumps(pydicom_json(ds), ensure_ascii=False, separators=(",", ":"))
         parts = []
         raw_class = self._raw
-        heads = self._heads
         for tag, elem in elements.items():
             text = None
             if (elem.__class__ is raw_class and elem.value is not None
@@ -250,10 +248,7 @@ class JsonEncoder:
                 if vr is not None:
                     value = _value(vr, elem.value, elem.is_little_endian, encodings)
                     if value is not None:
-                        head = heads.get((tag, vr))
-                        if head is None:
-                            head = heads[(tag, vr)] = f'"{tag:08X}":{{"vr":"{vr}"'
-                        text = f"{head}{value}}}"
+                        text = f'"{tag:08X}":{{"vr":"{vr}"{value}}}'
             if text is None:
                 element = ds[tag].to_json_dict(None, NO_BULK)
                 text = f'"{tag:08X}":' + json.dumps(

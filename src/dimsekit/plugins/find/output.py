@@ -40,19 +40,6 @@ class Output:
             raise UsageError(f"cannot write output file {path!r}: {exc.strerror}") from None
         self.stream = os.fdopen(fd, "wb", buffering=BUFFER_SIZE)
 
-    def discard(self) -> None:
-        """stdout's reader went away: what is still buffered, and whatever
-        comes, goes to /dev/null (fd 1 is pointed there)."""
-        try:
-            fd = self.stream.fileno()
-        except (OSError, ValueError, io.UnsupportedOperation):
-            return  # no file descriptor (click's test runner): nothing to redirect
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, fd)
-        finally:
-            os.close(devnull)
-
     def close(self) -> None:
         """Flush; for ``-o``, move the temp file into place."""
         self.stream.flush()

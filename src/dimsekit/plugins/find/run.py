@@ -23,6 +23,7 @@ from dimsekit.api import (
     Writer,
     apply_keys,
     describe_status,
+    discard_stdout,
     get_logger,
     open_association,
     parse_keys,
@@ -597,7 +598,7 @@ class _Sinks:
         self._stdout = None
         self.items.remove(writer)
         self.outputs.remove(out)
-        out.discard()
+        discard_stdout()  # what it still buffers goes nowhere
         log.info("stdout closed by its reader: going on for the other outputs")
 
     def write(self, ds: Any, info: Response) -> None:
