@@ -14,7 +14,7 @@ import pytest
 from pydicom.filereader import data_element_generator
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from dimsekit.plugins.find.run import _dataset_maker, _decoder, _element_splitter
+from dimsekit.plugins.find.decode import dataset_maker as _dataset_maker, decoder as _decoder, element_splitter as _element_splitter
 from identifiers import encode, identifier, mangle
 
 # mangled character sets: pydicom warns about each, as it should

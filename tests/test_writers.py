@@ -10,7 +10,6 @@ import io
 import json
 from xml.etree import ElementTree as ET
 
-import click
 import pluggy
 import pydicom
 import pytest

@@ -15,8 +15,14 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     #: no association: refused, unreachable, timed out, rejected, no context
     NO_ASSOCIATION = 3
-    #: association aborted or DIMSE/network timeout mid-request
+    #: association aborted or DIMSE/network timeout mid-request, or
+    #: responses that could not be decoded: results may be incomplete
     INCOMPLETE = 4
+    #: the results could not be written (disk full, I/O error, permission
+    #: lost after the run started)
+    OUTPUT_FAILED = 5
+    #: interrupted (SIGINT/SIGTERM): what arrived is kept, outputs closed valid
+    INTERRUPTED = 130
 
 
 class DimsekitError(Exception):
@@ -57,3 +63,15 @@ class PeerFailure(DimsekitError):
     """The peer answered with a failure or unknown status (exit 1)."""
 
     exit_code = ExitCode.PEER_FAILURE
+
+
+class OutputError(DimsekitError):
+    """The results could not be written after the run started (exit 5)."""
+
+    exit_code = ExitCode.OUTPUT_FAILED
+
+
+class Interrupted(DimsekitError):
+    """The run was interrupted by a signal (exit 130)."""
+
+    exit_code = ExitCode.INTERRUPTED

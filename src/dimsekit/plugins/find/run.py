@@ -4,7 +4,6 @@ on one association and turn the outcome into the documented exit code."""
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -23,14 +22,20 @@ from dimsekit.api import (
     Writer,
     apply_keys,
     describe_status,
-    discard_stdout,
     get_logger,
     open_association,
     parse_keys,
     status_category,
 )
 from dimsekit.plugins.find.models import SERVICE, application_information, infer_model
-from dimsekit.plugins.find.output import Output
+from dimsekit.plugins.find.decode import decoder
+from dimsekit.plugins.find.prepare import (
+    check_encodable,
+    choose_charset,
+    downgrade_new_vrs,
+    read_query_file,
+)
+from dimsekit.plugins.find.sinks import Sinks
 
 log = get_logger("find")
 
@@ -148,139 +153,6 @@ class FindRequest:
             extract_limit=limit_output, overwrite=overwrite,
         )
 
-
-def read_query_file(path: str):
-    """A query file as a dataset (its File Meta dropped); exit 2 if unusable."""
-    from pydicom import dcmread
-    from pydicom.errors import InvalidDicomError
-
-    from pydicom.datadict import dictionary_has_tag
-
-    if not os.path.isfile(path):
-        raise UsageError(f"cannot read query file {path!r}: no such file")
-    try:
-        try:
-            ds = dcmread(path)
-            bare = False
-        except InvalidDicomError:
-            ds = dcmread(path, force=True)  # a bare dataset without preamble
-            bare = True
-        for elem in ds.iterall():  # parse now, not halfway through the run
-            elem.value  # noqa: B018
-    except Exception as exc:  # noqa: BLE001 - any parse failure is the file's fault
-        raise UsageError(f"cannot read query file {path!r}: {exc}") from None
-    if len(ds) == 0:
-        raise UsageError(f"query file {path!r} holds no DICOM elements")
-    if bare:
-        # forced parsing reads anything; a real identifier has known tags
-        odd = [t for t in ds.keys() if not t.is_private and not dictionary_has_tag(t)]
-        if odd:
-            raise UsageError(f"cannot read query file {path!r}: not a DICOM file "
-                             f"(unknown tag {odd[0]})")
-    return ds
-
-
-NEW_VRS = {"UN", "UT", "UC", "UR", "OV", "SV", "UV", "OD", "OL"}
-
-
-def downgrade_new_vrs(ds) -> None:
-    """``-u``: send post-1993 VRs as OB (DCMTK's --disable-new-vr)."""
-    for elem in ds.iterall():
-        if elem.VR in NEW_VRS:
-            value = elem.value
-            if isinstance(value, str):
-                value = value.encode("ascii", "replace")
-            elif not isinstance(value, (bytes, bytearray)):
-                value = str(value).encode("ascii", "replace")
-            elem.VR = "OB"
-            elem.value = value
-
-
-def check_encodable(label: str, ds) -> None:
-    from pydicom.filewriter import write_dataset
-    from pydicom.filebase import DicomBytesIO
-
-    fp = DicomBytesIO()
-    fp.is_little_endian, fp.is_implicit_VR = True, False
-    try:
-        write_dataset(fp, ds)
-    except Exception as exc:  # noqa: BLE001
-        raise UsageError(f"query {label}: cannot encode the identifier: {exc}") from None
-
-
-TEXT_VRS = {"SH", "LO", "ST", "LT", "UC", "UT", "PN"}
-
-
-def _texts(elem) -> list[str]:
-    value = elem.value
-    if value is None or isinstance(value, (bytes, bytearray)):
-        return []
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        return [str(v) for v in value]
-    return [str(value)]
-
-
-def _non_ascii(ds) -> list[Any]:
-    """Text elements holding characters outside ASCII."""
-    return [e for e in ds.iterall()
-            if e.VR in TEXT_VRS and any(not t.isascii() for t in _texts(e))]
-
-
-def choose_charset(label: str, ds, charset: str | None, overrides) -> None:
-    """Give ``ds`` a Specific Character Set that encodes every value.
-
-    ``--charset`` wins; a query without one that holds non-ASCII text gets
-    the smallest standard one: ISO_IR 100 if Latin-1 will do, else ISO_IR 192.
-    A value the set cannot encode is a usage error naming its key.
-    """
-    from pydicom import config
-    from pydicom.charset import convert_encodings, encode_string, python_encoding
-
-    if charset:
-        terms = [t.strip() for t in charset.split("\\")]
-        unknown = [t for t in terms if t and t not in python_encoding]
-        if unknown:
-            raise UsageError(f"--charset: unknown character set {unknown[0]!r} "
-                             f"(e.g. ISO_IR 100, ISO_IR 192, ISO 2022 IR 87)")
-        ds.SpecificCharacterSet = terms if len(terms) > 1 else terms[0]
-    texts = _non_ascii(ds)
-    if not texts:
-        return
-    if "SpecificCharacterSet" not in ds:
-        def latin1(text: str) -> bool:
-            try:
-                text.encode("latin-1")
-            except UnicodeEncodeError:
-                return False
-            return True
-
-        term = ("ISO_IR 100" if all(latin1(t) for e in texts for t in _texts(e))
-                else "ISO_IR 192")
-        ds.SpecificCharacterSet = term
-        log.info("query %s: non-ASCII values: Specific Character Set %s added", label, term)
-    encodings = convert_encodings(ds.SpecificCharacterSet)
-    saved = config.settings.writing_validation_mode
-    config.settings.writing_validation_mode = config.RAISE
-    try:
-        for elem in texts:
-            for value in _texts(elem):
-                try:
-                    encode_string(value, encodings)
-                except (UnicodeError, ValueError):
-                    raise UsageError(
-                        f"{_key_text(elem, overrides)}: {str(value)!r} cannot be encoded "
-                        f"in {ds.SpecificCharacterSet}") from None
-    finally:
-        config.settings.writing_validation_mode = saved
-
-
-def _key_text(elem, overrides) -> str:
-    for key in overrides:
-        if key.path and key.path[-1][0] == elem.tag:
-            return f"-k {key.text!r}"
-    return elem.keyword or str(elem.tag)
-
-
 def _status_table(model: InformationModel) -> dict:
     from pynetdicom import status
 
@@ -293,7 +165,7 @@ class _Runner:
     """Sends the queries on one association, each identifier encoded once,
     and hands every pending response to the sinks as it arrives."""
 
-    def __init__(self, request: FindRequest, assoc: Any, sinks: "_Sinks"):
+    def __init__(self, request: FindRequest, assoc: Any, sinks: "Sinks"):
         self.request = request
         self.assoc = assoc
         self.sinks = sinks
@@ -321,7 +193,7 @@ class _Runner:
                 if identifier is None:
                     raise UsageError(f"query {query.label}: cannot encode the identifier "
                                      f"in {ts.name}")
-                decode = _decoder(ts)
+                decode = decoder(ts)
                 for _ in range(self.request.repeat):
                     self.one(exchange, index, query, cx, identifier, decode)
 
@@ -401,239 +273,10 @@ class _Runner:
         return (f"query {query.label}: association aborted {got}; "
                 f"results may be incomplete")
 
-
-def _element_splitter(implicit: bool):
-    """``split(data) -> {tag: RawDataElement} | None``: what pydicom's
-    ``data_element_generator`` yields for a little endian identifier whose
-    elements all have a defined length (the usual C-FIND response), at
-    half its cost; None for anything else (undefined lengths, items at the
-    top level, unknown or switched VRs, truncated data), which is then
-    pydicom's to read.  ``tests/test_decode.py`` holds the two side by side.
-    """
-    import struct
-
-    from pydicom.dataelem import RawDataElement, empty_value_for_VR
-    from pydicom.filereader import ENCODED_VR
-    from pydicom.tag import BaseTag
-    from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
-
-    head = struct.Struct("<HHL" if implicit else "<HH2sH").unpack_from
-    long_length = struct.Struct("<L").unpack_from
-    vrs = {vr: vr.decode("latin-1") for vr in ENCODED_VR if len(vr) == 2}
-    long_vrs = {vr for vr, text in vrs.items() if text in EXPLICIT_VR_LENGTH_32}
-
-    def split(data: bytes) -> dict | None:
-        elements = {}
-        end = len(data)
-        pos = 0
-        while pos < end:
-            if end - pos < 8:
-                return None
-            if implicit:
-                group, elem, length = head(data, pos)
-                vr = None
-                pos += 8
-            else:
-                group, elem, vr_bytes, length = head(data, pos)
-                vr = vrs.get(vr_bytes)
-                if vr is None:
-                    return None
-                if vr_bytes in long_vrs:
-                    if end - pos < 12:
-                        return None
-                    length = long_length(data, pos + 8)[0]
-                    pos += 12
-                else:
-                    pos += 8
-            if group == 0xFFFE or length == 0xFFFFFFFF or pos + length > end:
-                return None
-            tag = BaseTag(group << 16 | elem)
-            value = data[pos:pos + length] if length else empty_value_for_VR(vr, raw=True)
-            elements[tag] = RawDataElement(tag, vr, length, value, pos, implicit, True)
-            pos += length
-        return elements
-
-    return split
-
-
-def _dataset_maker(implicit: bool, little: bool):
-    """``make(elements, encoding) -> Dataset``: what ``Dataset(elements)``
-    and ``set_original_encoding(implicit, little, encoding)`` give, in a
-    tenth of the time.
-
-    pydicom's ``Dataset.__init__`` sets a dozen attributes through its own
-    ``__setattr__`` (~6 µs, as long as splitting the identifier); here a
-    dataset made once per character set lends its attributes to every
-    new one (a fresh copy of each mutable one).  Checked against the
-    real constructor when the maker is made: should a pydicom release
-    set up a dataset differently, the constructor is used.
-    """
-    from pydicom.dataset import Dataset
-
-    def construct(elements: dict, encoding: Any) -> Any:
-        ds = Dataset(elements)
-        ds.set_original_encoding(implicit, little, encoding)
-        return ds
-
-    templates: dict[int, tuple[Any, dict, list[str]]] = {}
-    new = Dataset.__new__
-
-    def make(elements: dict, encoding: Any) -> Any:
-        template = templates.get(id(encoding))
-        if template is None or template[0] is not encoding:
-            state = dict(vars(construct({}, encoding)))
-            del state["_dict"]
-            mutable = [name for name, value in state.items()
-                       if isinstance(value, (dict, list, set, bytearray))]
-            template = templates[id(encoding)] = (encoding, state, mutable)
-        ds = new(Dataset)
-        attributes = ds.__dict__
-        attributes.update(template[1])
-        for name in template[2]:
-            attributes[name] = attributes[name].copy()
-        attributes["_dict"] = elements
-        return ds
-
-    probe = {}
-    made, built = make(probe, ["iso8859"]), construct(probe, ["iso8859"])
-    if type(made) is not type(built) or vars(made) != vars(built):
-        return construct
-    return make
-
-
-def _decoder(transfer_syntax: Any):
-    """``decode(data) -> Dataset | None`` for identifiers in ``transfer_syntax``.
-
-    What pydicom's ``read_dataset`` does, less its per-call overhead (40%
-    of its time for a small identifier): the elements stay raw (pydicom
-    converts each on first access; the writers format them as they are),
-    a plain identifier is split by :func:`_element_splitter`, and the
-    Specific Character Set's encodings are looked up once per distinct
-    value.  A malformed identifier gives None.
-    """
-    import zlib
-
-    from pydicom.charset import convert_encodings, default_encoding
-    from pydicom.dataelem import convert_raw_data_element
-    from pydicom.filereader import data_element_generator
-
-    implicit, little = transfer_syntax.is_implicit_VR, transfer_syntax.is_little_endian
-    deflated = transfer_syntax.is_deflated
-    split = _element_splitter(implicit) if little else None
-    make = _dataset_maker(implicit, little)
-    encodings: dict[Any, Any] = {None: default_encoding}
-
-    def decode(data: bytes | None):
-        if data is None:
-            return None
-        try:
-            if deflated:
-                data = zlib.decompress(data, -zlib.MAX_WBITS)
-            elements = split(data) if split is not None else None
-            if elements is None:
-                elements = {elem.tag: elem for elem in
-                            data_element_generator(BytesIO(data), implicit, little)}
-            charset = elements.get(SPECIFIC_CHARACTER_SET)
-            key = None if charset is None else charset.value
-            encoding = encodings.get(key)
-            if encoding is None:
-                value = convert_raw_data_element(charset).value
-                encoding = encodings[key] = convert_encodings(value)
-            return make(elements, encoding)
-        except Exception:  # noqa: BLE001 - a malformed identifier is skipped, not fatal
-            return None
-
-    return decode
-
-
 def _log_identifier(level: int, title: str, ds: Any) -> None:
     from dimsekit.plugins.find.dump import format_dataset
 
     log.log(level, "# %s\n%s", title, format_dataset(ds))
-
-
-class _Sinks:
-    """Every destination of a pending response: the stdout/-o writer and the
-    response files; ``end()`` closes each however the run ended.
-
-    When the reader of stdout goes away (``| head``) and there are files
-    besides (-X, -Xs), stdout is dropped and the run goes on, so the files
-    are complete and the exit code stays the queries'; with stdout alone
-    the BrokenPipeError ends the run (the host then exits 0 quietly).
-    """
-
-    def __init__(self, request: FindRequest):
-        self.items: list[Any] = []
-        self.outputs: list[Output] = []
-        self._stdout: tuple[Any, Output] | None = None
-        for suffix, directory in request.extract:
-            from dimsekit.plugins.find import extract
-
-            render = extract.part10 if suffix == ".dcm" else extract.native_xml
-            self.items.append(extract.Extractor(directory, suffix, render,
-                                                overwrite=request.overwrite,
-                                                limit=request.extract_limit))
-        if request.extract_xml_single:
-            from dimsekit.plugins.find.xmlfmt import XmlWriter
-
-            self._open(XmlWriter, request.extract_xml_single, {})
-        if request.show_responses:
-            self._open(request.writer.factory, request.output, request.writer_options)
-
-    def _open(self, factory, path: str | None, options: dict) -> None:
-        out = Output(path)
-        self.outputs.append(out)
-        writer = factory(out.stream, options)
-        if path is None:
-            self._stdout = (writer, out)
-        writer.begin()
-        self.items.append(writer)
-
-    def _stdout_gone(self, exc: BrokenPipeError) -> None:
-        """stdout's reader went away: go on without it if there is more to
-        write, or end the run (re-raise)."""
-        if self._stdout is None or self.items == [self._stdout[0]]:
-            raise exc
-        writer, out = self._stdout
-        self._stdout = None
-        self.items.remove(writer)
-        self.outputs.remove(out)
-        discard_stdout()  # what it still buffers goes nowhere
-        log.info("stdout closed by its reader: going on for the other outputs")
-
-    def write(self, ds: Any, info: Response) -> None:
-        for sink in list(self.items):
-            try:
-                sink.write(ds, info)
-            except BrokenPipeError as exc:
-                self._stdout_gone(exc)
-
-    def flush(self) -> None:
-        """Everything written so far, out: dimsekit is waiting for the peer."""
-        for out in list(self.outputs):
-            try:
-                out.stream.flush()
-            except BrokenPipeError as exc:
-                self._stdout_gone(exc)
-
-    def end(self) -> None:
-        """End every sink and close every output, even when one fails (the
-        pipe of stdout closed, a full disk): the others are still finished;
-        a failure is raised afterwards, a real one before a closed pipe."""
-        failures: list[BaseException] = []
-        steps = [getattr(sink, "end", None) for sink in self.items]
-        steps += [out.close for out in self.outputs]
-        for step in steps:
-            if step is None:
-                continue
-            try:
-                step()
-            except Exception as exc:  # noqa: BLE001 - re-raised below
-                failures.append(exc)
-        if failures:
-            failures.sort(key=lambda exc: isinstance(exc, BrokenPipeError))
-            raise failures[0]
-
 
 def run_find(request: FindRequest) -> int:
     """Send every query; return the exit code (or raise a DimsekitError)."""
@@ -650,7 +293,7 @@ def run_find(request: FindRequest) -> int:
         items.append(item)
     uids = list(dict.fromkeys(q.model.sop_class_uid for q in request.queries))
 
-    sinks = _Sinks(request)
+    sinks = Sinks(request)
     # everything long-lived is imported and built by now: the cyclic GC
     # need not walk it again on every collection and at exit (~30 ms a run)
     gc.freeze()
