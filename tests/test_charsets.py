@@ -33,7 +33,7 @@ def test_every_pydicom_charset_sample_comes_out_as_utf8(dimsekit, make_scp, tmp_
     # answers it back, encoded in the sample's own character set
     scp = make_scp(repeat_matches=1)
     out = tmp_path / "rsp"
-    result = dimsekit("find", "-W", "--format", "ndjson", "-X", "-od", out,
+    result = dimsekit("find", "-W", "--format", "ndjson", "-X", "+sr", "-od", out,
                       "127.0.0.1", scp.port, path)
     assert_no_traceback(result)
     assert result.returncode == 0, result.stderr

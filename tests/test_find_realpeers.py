@@ -37,7 +37,7 @@ def find_both(dimsekit, peer, tmp_path, *args, query_file=None):
     ref = run_findscu(peer, tmp_path / "dcmtk", *args, query_file=query_file)
     assert ref.returncode == 0, ref.stderr
     files = [str(query_file)] if query_file else []
-    ours = dimsekit("find", "-X", "-od", tmp_path / "ours", "-aec", peer.aet, *args,
+    ours = dimsekit("find", "-X", "+sr", "-od", tmp_path / "ours", "-aec", peer.aet, *args,
                     peer.host, peer.port, *files)
     assert_no_traceback(ours)
     assert ours.returncode == 0, ours.stderr

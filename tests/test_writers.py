@@ -59,7 +59,8 @@ def echo_scp(make_scp):
 def run_format(dimsekit, scp, tmp_path, fmt, *extra):
     query = rich_query(tmp_path / "q.dcm")
     out = tmp_path / "rsp"
-    result = dimsekit("find", "-W", "--format", fmt, "-X", "-od", out, *extra,
+    # +sr: extracting alone would show nothing on stdout (as in DCMTK)
+    result = dimsekit("find", "-W", "--format", fmt, "+sr", "-X", "-od", out, *extra,
                       "127.0.0.1", scp.port, query)
     assert_no_traceback(result)
     assert result.returncode == 0, result.stderr
@@ -268,7 +269,7 @@ def test_files_of_a_run_whose_stdout_reader_stops_early_are_complete(make_scp, t
     goes on: the files hold every match and the exit code is the query's."""
     scp = make_scp(repeat_matches=300)
     single = tmp_path / "all.xml"
-    proc = streaming_find(scp, "dump", "-X", "-od", str(tmp_path / "each"),
+    proc = streaming_find(scp, "dump", "+sr", "-X", "-od", str(tmp_path / "each"),
                           "-Xs", str(single))
     proc.stdout.readline()
     proc.stdout.close()

@@ -90,6 +90,14 @@ def _ext_neg_options(host: Host) -> list[Any]:
     ]
 
 
+def _show_responses_by_default(kwargs: dict[str, Any]) -> bool:
+    """Neither +sr nor -sr given: as in DCMTK, extracting (-X, -Xx, -Xs)
+    implies -sr, nothing on stdout; an explicit ``-o FILE`` is still written."""
+    extracting = (kwargs.get("extract") or kwargs.get("extract_xml")
+                  or kwargs.get("extract_xml_single"))
+    return not extracting or kwargs.get("output") is not None
+
+
 def build_find_command(host: Host) -> click.Command:
     """The ``find`` command for the models, flags and writers ``host`` has."""
     formats = [w.name for w in host.writers(SERVICE)] or ["dump"]
@@ -128,9 +136,9 @@ def build_find_command(host: Host) -> click.Command:
                help="write the formatted responses to FILE instead of stdout "
                     "(written to a temp file, renamed when the run ends)"),
         option("+sr", "--show-responses", "show_responses", group=_OUT, flag_value=True,
-               default=True, help="write responses to stdout / -o (default)"),
+               default=None, help="write responses to stdout / -o (default, except with -X/-Xx/-Xs)"),
         option("-sr", "--hide-responses", "show_responses", group=_OUT, flag_value=False,
-               help="do not write responses to stdout / -o (e.g. with -X)"),
+               help="do not write responses to stdout / -o (the default with -X/-Xx/-Xs)"),
         option("-X", "--extract", "-w", "--write", "extract", group=_OUT, is_flag=True,
                help="extract responses to DICOM files rsp0001.dcm, ... (pending "
                     "responses only, numbered across the run)"),
@@ -171,6 +179,8 @@ def build_find_command(host: Host) -> click.Command:
         ordered = ctx.meta.get("find.query_files", unordered)
         if sorted(ordered) != sorted(unordered):  # pragma: no cover - a parsing bug
             ordered = unordered
+        if kwargs.get("show_responses") is None:
+            kwargs["show_responses"] = _show_responses_by_default(kwargs)
         request = FindRequest.from_cli(host=host, query_files=ordered, **kwargs)
         return run_find(request)
 

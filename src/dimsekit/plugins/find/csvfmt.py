@@ -2,9 +2,13 @@
 
 Columns come from ``--columns`` (keywords, tags or nested paths in the
 ``-k`` grammar, e.g. ``ScheduledProcedureStepSequence[0].Modality``) or,
-by default, from the query's keys in query order (``-k`` order first, then
-the query file's other elements).  Multiple values are joined with ``\\``;
-binary values are base64.
+by default, from the user's keys in query order (``-k`` order first, then
+the query files' other elements) — never a key dimsekit adds itself, such
+as the Specific Character Set of a query with non-ASCII values (name it
+with ``-k`` or ``--columns`` to get that column).  A ``--columns`` key the
+query lacks is added to it as a return key before the query is sent
+(:func:`return_keys_for_columns`), so the peer returns it.  Multiple
+values are joined with ``\\``; binary values are base64.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import csv
 import io
 from typing import Any, BinaryIO, Iterable
 
-from dimsekit.api import parse_key
+from dimsekit.api import UsageError, parse_key
+
+SPECIFIC_CHARACTER_SET = 0x00080005
 
 
 def _paths_of(ds: Any, prefix: str = "", steps: tuple = ()) -> Iterable[tuple[str, tuple]]:
@@ -31,15 +37,19 @@ def _paths_of(ds: Any, prefix: str = "", steps: tuple = ()) -> Iterable[tuple[st
 
 
 def default_columns(queries: list[Any], keys: list[Any]) -> list[tuple[str, tuple]]:
-    """The query's keys in query order: ``-k`` keys first, then the rest."""
+    """The user's keys in query order: ``-k`` keys first (as typed), then
+    the other elements of each query, in tag order.  Specific Character Set
+    only when a ``-k`` key names it: dimsekit adds it to a query with
+    non-ASCII values, and the CSV is UTF-8 whatever the peer used."""
     seen: dict[tuple, str] = {}
     for key in keys:
         path = tuple(key.path)
         if path and (path[-1][1] is None) and path not in seen:
             seen[path] = key.text.split("=", 1)[0].strip()
-    for ds in queries[:1]:
+    for ds in queries:
         for name, path in _paths_of(ds):
-            seen.setdefault(path, name)
+            if path != ((SPECIFIC_CHARACTER_SET, None),):
+                seen.setdefault(path, name)
     return [(name, path) for path, name in seen.items()]
 
 
@@ -49,11 +59,41 @@ def columns_from_option(spec: str) -> list[tuple[str, tuple]]:
     for text in (part.strip() for part in _split_columns(spec)):
         if text:
             key = parse_key(text)
+            if key.value:
+                raise UsageError(f"--columns: {text!r} holds a value; a column is "
+                                 f"a key alone (e.g. {text.split('=', 1)[0]})")
             path = tuple(key.path)
             if path[-1][1] is not None:  # "Seq[0]" alone: the item, not a value
                 path = path[:-1] + ((path[-1][0], None),)
             out.append((text, path))
     return out
+
+
+def return_keys_for_columns(columns: str | None, query: Any) -> list[Any]:
+    """The return keys ``query`` (an identifier) needs for ``--columns``:
+    one empty key (``KeyOverride``) for each column it lacks, in column
+    order; nothing without ``--columns``.  Apply them to the query with
+    ``apply_keys`` before it is sent, so the peer returns those elements;
+    keys the query has (with or without a matching value) stay as they are.
+    """
+    if not columns:
+        return []
+    keys = []
+    for text, path in columns_from_option(columns):
+        if not _has(query, path):
+            keys.append(parse_key(text.split("=", 1)[0]))
+    return keys
+
+
+def _has(ds: Any, path: tuple) -> bool:
+    """Whether the element at ``path`` is in ``ds`` (its items included)."""
+    current = ds
+    for tag, index in path[:-1]:
+        elem = current.get(tag)
+        if elem is None or elem.VR != "SQ" or len(elem.value) <= (index or 0):
+            return False
+        current = elem.value[index or 0]
+    return path[-1][0] in current
 
 
 def _split_columns(spec: str) -> list[str]:

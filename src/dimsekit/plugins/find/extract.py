@@ -1,22 +1,25 @@
 """Response files: ``-X`` (Part-10 ``rspNNNN.dcm``) and ``-Xx`` (PS3.19 XML
 ``rspNNNN.xml``), one per pending response, numbered across the whole run.
 
-Each file is written to a temp file and then linked into place, so it
-appears complete or not at all; an existing file is refused before the
-query starts (or replaced with ``--overwrite``).  ``-Xlo N`` stops after N
-files.  Names never come from response contents.
+Each file is written as a :class:`~dimsekit.plugins.find.output.PendingFile`
+and then linked into place, so it appears complete or not at all; an
+existing file is refused before the query starts (or replaced with
+``--overwrite``).  ``-Xlo N`` stops after N files.  Names never come from
+response contents.  A file that cannot be written once the run has started
+(a full disk, the directory removed or made read-only) is an
+``OutputError`` (exit 5), and leaves nothing behind.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
-import tempfile
 from typing import Any, Callable
 
-from dimsekit.api import UsageError, get_logger
-from dimsekit.plugins.find.output import publish
+from dimsekit.api import OutputError, UsageError, get_logger
+from dimsekit.plugins.find.output import PendingFile
 
 log = get_logger("find")
 
@@ -79,13 +82,23 @@ class Extractor:
         self.count += 1
         name = os.path.join(self.directory, f"rsp{self.count:04d}{self.suffix}")
         data = self.render(ds, info)
-        fd, tmp = tempfile.mkstemp(prefix=".rsp-", suffix=".part", dir=self.directory)
+        pending = None
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            publish(tmp, name, replace=self.overwrite)
-        except FileExistsError:
-            raise UsageError(f"{name} exists; refusing to overwrite it") from None
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            pending = PendingFile(self.directory)
+            pending.stream.write(data)
+            pending.publish(name, replace=self.overwrite)
+        except OSError as exc:
+            if pending is not None:
+                pending.discard()
+            raise self.error(name, exc) from None
+
+    def error(self, name: str, exc: OSError) -> OutputError:
+        """The one line that says which response file failed, and why."""
+        if isinstance(exc, FileExistsError):  # made by someone else meanwhile
+            return OutputError(f"{name} appeared while the responses were being "
+                               f"written; refusing to overwrite it")
+        if exc.errno == errno.ENOENT and not os.path.isdir(self.directory):
+            return OutputError(f"cannot write response file {name!r}: the output "
+                               f"directory {self.directory!r} no longer exists")
+        return OutputError(f"cannot write response file {name!r}: "
+                           f"{exc.strerror or exc}")
