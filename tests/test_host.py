@@ -213,10 +213,10 @@ def test_help_imports_neither_pydicom_nor_pynetdicom(args):
 
 def test_version_and_python_m():
     result = run_dimsekit("--version")
-    assert result.returncode == 0 and result.stdout == "dimsekit 0.1.0\n"
+    assert result.returncode == 0 and result.stdout.splitlines()[0] == "dimsekit 0.1.0"
     script = str(Path(sys.executable).parent / "dimsekit")
     exe = subprocess.run([script, "find", "--version"], capture_output=True, text=True)
-    assert exe.returncode == 0 and exe.stdout == "dimsekit 0.1.0\n"
+    assert exe.returncode == 0 and exe.stdout.splitlines()[0] == "dimsekit 0.1.0"
 
 
 def test_a_broken_pipe_that_is_not_stdout_is_not_taken_for_head(tmp_path):

@@ -71,13 +71,29 @@ class _StderrHandler(logging.StreamHandler):
 _handler: logging.Handler | None = None
 
 
+#: what pynetdicom's Association logs at INFO right after dimsekit's
+#: association module said the same (with more detail): shown once, not twice
+_SAID_BY_THE_HOST = frozenset({"Requesting Association", "Releasing Association",
+                               "Aborting Association"})
+
+
 class _PynetdicomFilter(logging.Filter):
-    """Below -v, pynetdicom's own error lines are dropped: the host says it once."""
+    """Below -v, pynetdicom's own error lines are dropped: the host says it once.
+
+    From -v on, pynetdicom's ``Requesting/Releasing/Aborting Association``
+    are dropped too: :func:`dimsekit.association.open_association` logs each
+    itself just before it asks pynetdicom to do it.
+    """
 
     threshold = logging.CRITICAL
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.name.startswith("pynetdicom") or record.levelno >= self.threshold
+        if not record.name.startswith("pynetdicom"):
+            return True
+        if record.name == "pynetdicom.association" and record.levelno == logging.INFO \
+                and record.msg in _SAID_BY_THE_HOST:
+            return False
+        return record.levelno >= self.threshold
 
 
 _pynetdicom_filter = _PynetdicomFilter()

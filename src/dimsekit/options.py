@@ -96,9 +96,45 @@ def _collect(names: tuple[str, ...], into: str, build: Callable[..., Any]) -> Ca
 # general
 # ---------------------------------------------------------------------------
 
+#: the libraries ``--version`` names after dimsekit (distribution names)
+_VERSIONED = ("pydicom", "pynetdicom")
+
+
+def version_lines() -> list[str]:
+    """What ``--version`` prints: dimsekit first, then the libraries it runs
+    on.  Versions come from installed metadata, so neither pydicom nor
+    pynetdicom is imported; ``ssl`` tells which OpenSSL TLS uses."""
+    import platform
+    import ssl
+    from importlib.metadata import PackageNotFoundError, version
+
+    lines = [f"dimsekit {__version__}"]
+    for dist in _VERSIONED:
+        try:
+            lines.append(f"{dist} {version(dist)}")
+        except PackageNotFoundError:
+            lines.append(f"{dist} not installed")
+    lines.append(f"Python {platform.python_version()} ({platform.python_implementation()})")
+    lines.append(ssl.OPENSSL_VERSION)
+    return lines
+
+
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo("\n".join(version_lines()))
+    ctx.exit()
+
+
+def version_option(func: Callable) -> Callable:
+    """``--version`` for a command or group: :func:`version_lines`, then exit."""
+    return click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+                        callback=_print_version,
+                        help="Show the version and exit.")(func)
+
+
 general_options = _compose(
-    click.version_option(__version__, "--version", prog_name="dimsekit",
-                         message="%(prog)s %(version)s"),
+    version_option,
     # expanded and printed by the host before click parses (dimsekit.argv)
     option("--arguments", group="general", is_flag=True, expose_value=False,
            help="print expanded command line arguments"),
@@ -396,8 +432,42 @@ def _build_tls(values: dict[str, Any]) -> Any:
 
 
 def _timeout(value: float | None) -> float | None:
-    # 0 or negative: unlimited (DCMTK's default for -to/-td)
-    return None if value is None or value <= 0 else value
+    # 0: unlimited (DCMTK's default for -to/-td); negative never gets here
+    return None if value is None or value == 0 or value == float("inf") else value
+
+
+def _non_negative(ctx: click.Context, param: click.Parameter,
+                  value: float | None) -> float | None:
+    """A timeout in seconds: 0 (unlimited) or more; negative is a usage error."""
+    if value is not None and not value >= 0:  # NaN too
+        raise click.BadParameter(f"{value:g} is negative: give seconds, 0 for unlimited"
+                                 if value < 0 else
+                                 f"{value:g} is not a number of seconds (0: unlimited)")
+    return value
+
+
+#: PS3.8 D.3.3.1: a maximum length of 0 means no limit
+MAX_PDU_RANGE = (4096, 131072)
+
+
+class MaxPDU(click.ParamType):
+    """``-pdu``: 0 (unlimited, PS3.8) or 4096..131072 bytes."""
+
+    name = "max_pdu"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            number = value
+        else:
+            try:
+                number = int(str(value).strip(), 10)
+            except ValueError:
+                self.fail(f"{value!r} is not a whole number of bytes", param, ctx)
+        low, high = MAX_PDU_RANGE
+        if number != 0 and not low <= number <= high:
+            self.fail(f"{number} is not 0 (unlimited) or in {low}..{high}", param, ctx)
+        return number
 
 
 def _build_association(calling_aet, called_aet, transfer_syntax, connect_timeout,
@@ -470,18 +540,20 @@ def association_options(default_calling_aet: str = "DIMSEKIT") -> Callable:
                help="propose deflated explicit VR little endian TS first"),
         option("-to", "--timeout", "connect_timeout", group=net, type=float,
                default=30.0, show_default=True, metavar="SECONDS",
+               callback=_non_negative,
                help="timeout for connection requests (0: unlimited)"),
         option("-ta", "--acse-timeout", group=net, type=float, default=30.0,
-               show_default=True, metavar="SECONDS", help="timeout for ACSE messages"),
+               show_default=True, metavar="SECONDS", callback=_non_negative,
+               help="timeout for ACSE messages"),
         option("-td", "--dimse-timeout", group=net, type=float, default=30.0,
-               show_default=True, metavar="SECONDS",
+               show_default=True, metavar="SECONDS", callback=_non_negative,
                help="timeout for DIMSE messages (0: unlimited)"),
         option("-tn", "--network-timeout", group=net, type=float, default=30.0,
-               show_default=True, metavar="SECONDS",
+               show_default=True, metavar="SECONDS", callback=_non_negative,
                help="timeout for the network (idle connection)"),
-        option("-pdu", "--max-pdu", group=net, type=click.IntRange(4096, 131072),
+        option("-pdu", "--max-pdu", group=net, type=MaxPDU(),
                default=16384, show_default=True, metavar="BYTES",
-               help="set max receive pdu to BYTES (4096..131072)"),
+               help="set max receive pdu to BYTES (4096..131072, 0: unlimited)"),
         option("--abort", group=net, is_flag=True,
                help="abort association instead of releasing it"),
         *_TLS_OPTIONS,

@@ -443,6 +443,7 @@ def observe(ctx) -> list:
             try:
                 return super().do_handshake(*args, **kwargs)
             except OSError as exc:
+                _mark_tls_answer(exc, self)
                 note("handshake", exc)
                 raise
 
@@ -474,6 +475,92 @@ def observe(ctx) -> list:
     return seen
 
 
+#: set on a handshake error: whether the peer had answered in TLS (a
+#: ServerHello) before it failed
+_TLS_ANSWER = "dimsekit_peer_answered_tls"
+
+
+def _mark_tls_answer(exc: BaseException, sock) -> None:
+    """Note on ``exc`` whether ``sock``'s peer had sent a ServerHello.
+
+    OpenSSL knows the cipher suite from the ServerHello on: no cipher means
+    the peer never said a word of TLS (a plain DICOM port resets or closes
+    on the ClientHello, or answers it with a PDU).
+    """
+    try:
+        answered = sock.cipher() is not None
+    except (OSError, ValueError, AttributeError):  # pragma: no cover
+        return
+    try:
+        setattr(exc, _TLS_ANSWER, answered)
+    except AttributeError:  # pragma: no cover - an exception without __dict__
+        pass
+
+
+def peer_never_spoke_tls(exc: BaseException | None) -> bool:
+    """Whether a failed handshake looks like a peer that does not speak TLS:
+    it answered with something that is no TLS record, or it reset/closed the
+    connection before any TLS answer (seen by :func:`observe`)."""
+    if exc is None:
+        return False
+    reason = (getattr(exc, "reason", None) or "").upper()
+    if reason in _NOT_TLS_REASONS:
+        return True
+    return _silent_before_hello(exc)
+
+
+def _silent_before_hello(exc: BaseException) -> bool:
+    """The connection reset, closed or timed out before any TLS answer."""
+    import ssl
+
+    return getattr(exc, _TLS_ANSWER, True) is False and isinstance(
+        exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionError, TimeoutError))
+
+
+#: OpenSSL's reasons for bytes that are no TLS record
+_NOT_TLS_REASONS = ("WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG",
+                    "RECORD_LAYER_FAILURE", "UNKNOWN_PROTOCOL", "HTTP_REQUEST",
+                    "RECORD_LENGTH_MISMATCH")
+
+#: the hint for a TLS client at a port that does not speak TLS
+NOT_TLS_HINT = ("; the peer may not speak TLS on this port "
+                "(for plain DICOM leave out +tls/+tla)")
+
+#: the hint for a plain TCP client at a port that speaks TLS only
+EXPECTS_TLS_HINT = "; the peer may expect TLS (+tls KEY CERT or +tla)"
+
+#: TLS record content types (RFC 8446 5.1): the first byte of anything a
+#: TLS peer sends, which a plain DICOM client reads as a PDU type
+TLS_RECORD_TYPES = {0x14: "change cipher spec", 0x15: "alert", 0x16: "handshake",
+                    0x17: "application data"}
+
+
+def tls_record_type(first_byte: int | None) -> str | None:
+    """The TLS record type ``first_byte`` (read where a PDU type was
+    expected) stands for, or None: ``0x15`` -> ``"alert"``."""
+    return TLS_RECORD_TYPES.get(first_byte) if first_byte is not None else None
+
+
+def plain_tcp_failure(where: str, first_byte: int | None = None) -> str:
+    """The line for a plain-TCP association the peer ended without a DICOM
+    answer: no A-ASSOCIATE-AC/RJ, no A-ABORT, the connection just closed or
+    reset (what a TLS-only port does with an A-ASSOCIATE-RQ).
+
+    ``first_byte``: what came where a PDU type was expected, if anything
+    did (pynetdicom logs it as an unknown PDU type): a TLS record type
+    (``0x15``, an alert) says TLS for sure.
+    """
+    kind = tls_record_type(first_byte)
+    if kind is not None:
+        return (f"{where} answered the association request with a TLS {kind} record, "
+                f"not a DICOM PDU{EXPECTS_TLS_HINT}")
+    if first_byte is not None:
+        return (f"{where} answered the association request with something other than "
+                f"a DICOM PDU (first byte 0x{first_byte:02X}): is it a DICOM port?")
+    return (f"{where} closed the connection without answering the association "
+            f"request{EXPECTS_TLS_HINT}")
+
+
 _SSL_TEXT = re.compile(r"^\[[^\]]*\]\s*(?P<text>.*?)\s*(?:\(_ssl\.c:\d+\))?$")
 
 
@@ -496,19 +583,23 @@ def failure_reason(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
         detail = (exc.verify_message or "").rstrip(".")
         return f"certificate verify failed: {detail}" if detail else _openssl_text(exc)
+    before = " before any TLS answer" if _silent_before_hello(exc) else ""
     if isinstance(exc, ssl.SSLEOFError):
-        return "the peer closed the connection (unexpected EOF)"
+        return f"the peer closed the connection (unexpected EOF){before}"
     if isinstance(exc, ssl.SSLError):
         return _openssl_text(exc)
     if isinstance(exc, OSError):  # reset, timed out, ... mid-handshake
-        return exc.strerror or str(exc) or type(exc).__name__
+        return (exc.strerror or str(exc) or type(exc).__name__) + before
     return str(exc)  # pragma: no cover
 
 
 def hint(settings: TLSSettings, exc: BaseException | None) -> str:
     """``"; "`` and a pointer to the likely cause, or ``""``.
 
-    ``exc`` None: the peer closed the TLS connection without a word.
+    ``exc`` None: the peer closed the TLS connection without a word (after
+    the handshake: it speaks TLS).  A handshake the peer never answered in
+    TLS (reset, closed, or not a TLS record) points at a port without TLS
+    (:data:`NOT_TLS_HINT`), whatever our certificate.
     """
     import ssl
 
@@ -519,10 +610,9 @@ def hint(settings: TLSSettings, exc: BaseException | None) -> str:
         if not settings.has_cas:
             return "; no trusted CA was given (+cf FILE, +cd DIR)"
         return ""
+    if peer_never_spoke_tls(exc):
+        return NOT_TLS_HINT
     reason = (getattr(exc, "reason", None) or "").upper()
-    if reason in ("WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG",
-                  "RECORD_LAYER_FAILURE", "UNKNOWN_PROTOCOL"):
-        return "; does the peer speak TLS on this port?"
     about_our_cert = "ALERT" in reason and any(
         word in reason for word in ("CERTIFICATE", "UNKNOWN_CA", "ACCESS_DENIED"))
     if exc is None or about_our_cert or isinstance(

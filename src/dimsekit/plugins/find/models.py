@@ -24,23 +24,32 @@ MODELS = (
 )
 
 _QR = ("patient", "study", "psonly")
+#: the models that take PS3.4 C.5 (Q/R) byte layout; UPS gets it too, as
+#: pynetdicom's findscu sends it (every model but the worklist)
+_C5 = (*_QR, "ups")
 
-# PS3.4 Table C.5-1 (Q/R FIND extended negotiation); byte_index is 0-based
+# PS3.4 Table C.5-1 (Q/R FIND extended negotiation); byte_index is 0-based.
+# The worklist (PS3.4 K.5.1) has fuzzy matching and timezone adjustment at the
+# same bytes 2 and 3; its bytes 0 and 1 are reserved and always 1 (RESERVED).
 FLAGS = (
     ExtendedNegotiationFlag("relational-query", SERVICE, 0,
-                            "request the use of relational queries (not with -W)", _QR),
+                            "request the use of relational queries (not with -W)", _C5),
     ExtendedNegotiationFlag("dt-matching", SERVICE, 1,
-                            "request the use of date-time matching (not with -W)", _QR),
+                            "request the use of date-time matching (not with -W)", _C5),
     ExtendedNegotiationFlag("fuzzy-names", SERVICE, 2,
                             "request the use of fuzzy semantic matching of person names",
-                            (*_QR, "worklist")),
+                            (*_C5, "worklist")),
     ExtendedNegotiationFlag("timezone-adj", SERVICE, 3,
                             "request the use of timezone query adjustment",
-                            (*_QR, "worklist")),
+                            (*_C5, "worklist")),
     ExtendedNegotiationFlag("enhanced-conversion", SERVICE, 4,
                             "request the use of enhanced multi-frame image conversion "
-                            "(not with -W)", _QR),
+                            "(not with -W)", _C5),
 )
+
+#: bytes a model's application information always has set, whatever was
+#: requested: PS3.4 K.5.1 "01 01 <fuzzy> <timezone>" for the worklist
+RESERVED: dict[str, dict[int, int]] = {"worklist": {0: 1, 1: 1}}
 
 
 def infer_model(level: str | None) -> tuple[str, str]:
@@ -53,15 +62,24 @@ def infer_model(level: str | None) -> tuple[str, str]:
 
 
 def application_information(flags, model: str, requested: set[str]) -> tuple[bytes, list[str]]:
-    """The extended-negotiation bytes for ``model`` and the flags that do not apply."""
+    """The extended-negotiation bytes for ``model`` and the flags that do not apply.
+
+    Nothing (``b""``) when no applicable flag was requested; otherwise one
+    byte per applicable flag position (0 or 1) plus the model's reserved
+    bytes -- byte for byte what pynetdicom's findscu sends:
+    ``rq dt fz tz ec`` for Q/R and UPS, ``01 01 fz tz`` for the worklist.
+    """
     applicable = [f for f in flags if not f.models or model in f.models]
     skipped = sorted(name for name in requested
                      if name not in {f.name for f in applicable})
     chosen = [f for f in applicable if f.name in requested]
     if not chosen:
         return b"", skipped
-    size = max(f.byte_index for f in applicable) + 1
+    fixed = RESERVED.get(model, {})
+    size = max([f.byte_index for f in applicable] + list(fixed)) + 1
     info = bytearray(size)
+    for index, value in fixed.items():
+        info[index] = value
     for f in chosen:
         info[f.byte_index] = 1
     return bytes(info), skipped
