@@ -14,7 +14,9 @@ import pytest
 from pydicom.filereader import data_element_generator
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from dimsekit.plugins.find.decode import dataset_maker as _dataset_maker, decoder as _decoder, element_splitter as _element_splitter
+from dimsekit.plugins.find.decode import dataset_maker as _dataset_maker
+from dimsekit.plugins.find.decode import decoder as _decoder
+from dimsekit.plugins.find.decode import element_splitter as _element_splitter
 from identifiers import encode, identifier, mangle
 
 # mangled character sets: pydicom warns about each, as it should
@@ -48,18 +50,20 @@ def test_splitter_yields_what_pydicom_reads_or_leaves_it_to_pydicom(implicit):
             continue
         assert ours == theirs, data
         assert [e.tag for e in ours.values()] == [e.tag for e in theirs.values()]
-    assert taken > 1500  # the fast way is the common way
+    # the fast way is the common way for flat identifiers (sequences, odd
+    # binary lengths and non-numeric IS/DS are pydicom's and check()'s)
+    assert taken > 600
 
 
 def test_sequences_read_the_same_either_way():
-    """An identifier with a defined-length sequence goes the fast way, one
-    with an undefined-length sequence pydicom's: the items read alike."""
+    """Identifiers with sequences of defined and undefined length go
+    pydicom's way (their items are looked over by check()): alike."""
     item = encode([(0x00080060, "CS", b"MR"), (0x00400001, "AE", b"SCANNER1")], False, True)
     defined = encode([(0x00400100, "SQ", b"\xfe\xff\x00\xe0" + len(item).to_bytes(4, "little")
                        + item)], False, True)
     undefined = encode([(0x00400100, "SQ", b"\xfe\xff\x00\xe0" + len(item).to_bytes(4, "little")
                          + item, True)], False, True)
-    assert _element_splitter(False)(defined) is not None
+    assert _element_splitter(False)(defined) is None
     assert _element_splitter(False)(undefined) is None
     decode = _decoder(ExplicitVRLittleEndian)
     for data in (defined, undefined):

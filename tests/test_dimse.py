@@ -195,7 +195,8 @@ def test_an_abort_between_the_fragments_of_a_response(dimsekit, transport, serve
     assert result.returncode == 4
     assert result.stdout.count("Find Response: ") == 1
     assert result.stderr_lines == [
-        "E: query -k: association aborted after 1 response; results may be incomplete"]
+        "E: query -k: the peer aborted the association (source: Service User) "
+        "after 1 response; results may be incomplete"]
 
 
 def test_a_malformed_command_set_is_exit_4_at_once(dimsekit, transport, server_tls):

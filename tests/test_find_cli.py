@@ -122,7 +122,8 @@ def test_extended_negotiation_flags(dimsekit, scp, flag, index):
     assert result.returncode == 0, result.stderr
     sent = scp.associations[0].extended_negotiation[MODEL_UIDS["study"]]
     assert [i for i, b in enumerate(sent) if b] == [index]
-    assert "extended negotiation accepted for Study Root" in result.stderr
+    assert "extended negotiation for Study Root Query/Retrieve Information Model - FIND: requested" in result.stderr
+    assert "the peer accepted" in result.stderr
 
 
 def test_worklist_ignores_qr_only_flags_with_a_warning(dimsekit, scp):
@@ -132,7 +133,7 @@ def test_worklist_ignores_qr_only_flags_with_a_warning(dimsekit, scp):
     assert result.stderr_lines == [
         "W: --relational-query does not apply to the worklist model; not requested"]
     sent = scp.associations[0].extended_negotiation[MODEL_UIDS["worklist"]]
-    assert [i for i, b in enumerate(sent) if b] == [2]
+    assert [i for i, b in enumerate(sent) if b] == [0, 1, 2]
 
 
 def test_no_flags_no_extended_negotiation(dimsekit, scp):
@@ -196,7 +197,8 @@ def test_abort_mid_query_is_exit_4_and_output_is_kept(dimsekit, make_scp):
     assert result.returncode == 4
     assert blocks(result.stdout) == 2
     assert result.stderr_lines == [
-        "E: query -k: association aborted after 2 responses; results may be incomplete"]
+        "E: query -k: the peer aborted the association (source: Service User) "
+        "after 2 responses; results may be incomplete"]
 
 
 def test_dimse_timeout_mid_query_is_exit_4(dimsekit, make_scp):

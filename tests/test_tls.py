@@ -571,7 +571,7 @@ def test_tls_to_a_plain_dicom_port_is_one_clear_line(tls_material):
     assert result.returncode == 3
     assert result.stderr_lines == [
         f"E: TLS handshake with 127.0.0.1:{scp.port} failed: wrong version number; "
-        "does the peer speak TLS on this port?"]
+        "the peer may not speak TLS on this port (for plain DICOM leave out +tls/+tla)"]
 
 
 @pytest.fixture
@@ -616,7 +616,8 @@ def raw_tls_peer(tls_material):
     ("close", "E: TLS connection to {where} closed by the peer before it answered the "
               "association request; does the peer require a client certificate "
               "(+tls KEY CERT)?"),
-    ("abort", "E: association aborted by {where} during negotiation"),
+    ("abort", "E: association aborted by {where} during negotiation "
+              "(source: Service Provider, reason: reason-not-specified)"),
     ("silent", "E: no answer to the association request from {where} within 1.0 s "
                "(ACSE timeout)"),
 ])

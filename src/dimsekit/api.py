@@ -48,6 +48,8 @@ from dimsekit.errors import (
     DimsekitError,
     ExitCode,
     IncompleteError,
+    Interrupted,
+    OutputError,
     PeerFailure,
     UsageError,
 )
@@ -101,6 +103,8 @@ __all__ = [
     "Host",
     "IncompleteError",
     "InformationModel",
+    "Interrupted",
+    "OutputError",
     "KeyOverride",
     "Message",
     "PeerFailure",

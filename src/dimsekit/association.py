@@ -56,10 +56,15 @@ class _Observed:
     #: time.monotonic() when the association was requested
     started: float = 0.0
     abort_pdu: bool = False
+    #: the :class:`~dimsekit.dimse.SocketGuard` on the connection
+    guard: Any = None
+    #: what pynetdicom's DUL logged at ERROR while negotiating
+    dul_errors: list[str] = field(default_factory=list)
 
 
 class _ConnectErrorCapture(logging.Handler):
-    """pynetdicom only logs why a TCP connect failed; keep that text."""
+    """pynetdicom only logs why a TCP connect failed, or that an answer was
+    no PDU; keep that text."""
 
     def __init__(self, observed: _Observed):
         super().__init__(logging.ERROR)
@@ -69,10 +74,25 @@ class _ConnectErrorCapture(logging.Handler):
         msg = record.getMessage()
         if msg.startswith("TCP Initialisation Error:"):
             self.observed.connect_errors.append(msg.split(":", 1)[1].strip())
+        elif record.name == "pynetdicom.dul":
+            self.observed.dul_errors.append(msg)
+
+
+def _unknown_pdu_type(messages: list[str]) -> int | None:
+    """The first byte of an answer that was no PDU (0x15: a TLS alert)."""
+    for msg in messages:
+        if msg.startswith("Unknown PDU type received"):
+            with contextlib.suppress(ValueError):
+                return int(msg.rsplit("0x", 1)[-1].strip("'"), 16)
+    return None
 
 
 def _on_conn_open(event: Any, observed: _Observed) -> None:
+    from dimsekit.dimse import SocketGuard
+
     observed.connected = True
+    # every read of the DUL thread bounded in length and time from here on
+    observed.guard = SocketGuard.of(event.assoc)
     # pynetdicom never sets TCP_NODELAY: without it every small PDU waits
     # for the peer's delayed ACK (~40 ms a query)
     sock = event.assoc.dul.socket.socket
@@ -112,7 +132,7 @@ def _uid_name(uid: str) -> str:
     return name if name != uid else uid
 
 
-def _log_negotiation(assoc: Any) -> None:
+def _log_negotiation(assoc: Any, ext_neg: list[Any]) -> None:
     if not log.isEnabledFor(logging.INFO):
         return
     for cx in assoc.accepted_contexts:
@@ -120,9 +140,23 @@ def _log_negotiation(assoc: Any) -> None:
                  transfer_syntax_name(cx.transfer_syntax[0]))
     for cx in assoc.rejected_contexts:
         log.info("rejected: %s", _uid_name(cx.abstract_syntax))
-    for uid, info in assoc.acceptor.sop_class_extended.items():
-        log.info("extended negotiation accepted for %s: %s", _uid_name(uid),
-                 " ".join(f"{b:02x}" for b in info))
+    answered = assoc.acceptor.sop_class_extended
+    for item in ext_neg:
+        uid = getattr(item, "sop_class_uid", None)
+        asked = getattr(item, "service_class_application_information", None)
+        if uid is None or asked is None:
+            continue
+        info = answered.get(uid)
+        if info is None:
+            log.info("extended negotiation for %s: requested %s, not answered by the peer "
+                     "(so not in use)", _uid_name(uid), _hex(asked))
+        else:
+            log.info("extended negotiation for %s: requested %s, the peer accepted %s",
+                     _uid_name(uid), _hex(asked), _hex(info))
+
+
+def _hex(data: bytes) -> str:
+    return " ".join(f"{b:02x}" for b in data)
 
 
 def _most_telling(errors: list[tuple]) -> BaseException | None:
@@ -173,7 +207,14 @@ def _queued_rejection(assoc: Any) -> Any:
 
 def _failure(settings: AssociationSettings, assoc: Any, observed: _Observed,
              elapsed: float = 0.0) -> str:
+    from dimsekit.dimse import describe_reject
+
     where = f"{settings.peer}:{settings.port}"
+    guard = observed.guard
+    if guard is not None and guard.reject is not None:
+        return f"association rejected by {where}: {describe_reject(*guard.reject)}"
+    if guard is not None and guard.failure:
+        return f"no association with {where}: {guard.failure}"
     if observed.rejection is None:
         observed.rejection = _queued_rejection(assoc)
     if settings.tls is not None and observed.rejection is None:
@@ -190,8 +231,24 @@ def _failure(settings: AssociationSettings, assoc: Any, observed: _Observed,
     if observed.accepted and not assoc.accepted_contexts:
         wanted = ", ".join(_uid_name(cx.abstract_syntax) for cx in assoc.rejected_contexts)
         return f"no presentation context accepted by {where} (proposed: {wanted})"
+    told = observed.abort_pdu or (guard is not None and guard.abort is not None)
+    if settings.tls is None and not told and (
+            observed.peer_aborted
+            or (settings.acse_timeout and elapsed < 0.9 * settings.acse_timeout)):
+        # no PDU came back: the connection closed, or the answer was no PDU
+        # (a TLS-only port does either with an A-ASSOCIATE-RQ)
+        first = _unknown_pdu_type(observed.dul_errors)
+        if first is not None or not observed.dul_errors:
+            from dimsekit.tls import plain_tcp_failure
+
+            return plain_tcp_failure(where, first)
     if observed.peer_aborted:
-        return f"association aborted by {where} during negotiation"
+        how = ""
+        if guard is not None and guard.abort is not None:
+            from dimsekit.dimse import describe_abort
+
+            how = f" ({describe_abort(*guard.abort)})"
+        return f"association aborted by {where} during negotiation{how}"
     if settings.acse_timeout and elapsed < 0.9 * settings.acse_timeout:
         return f"{where} closed the connection during association negotiation"
     return (f"no answer to the association request from {where} within "
@@ -244,6 +301,7 @@ def open_association(
     """
     from pynetdicom import AE, evt
 
+    ext_neg = list(ext_neg)
     _configure_pynetdicom()
     ae = AE(ae_title=settings.calling_aet)
     ae.connection_timeout = settings.connect_timeout
@@ -263,6 +321,8 @@ def open_association(
     capture = _ConnectErrorCapture(observed)
     transport_log = logging.getLogger("pynetdicom.transport")
     transport_log.addHandler(capture)
+    dul_log = logging.getLogger("pynetdicom.dul")
+    dul_log.addHandler(capture)
     log.info("Requesting Association with %s:%s (%s -> %s)%s", settings.peer,
              settings.port, settings.calling_aet, settings.called_aet,
              " over TLS" if tls_args else "")
@@ -284,20 +344,67 @@ def open_association(
         ) from None
     finally:
         transport_log.removeHandler(capture)
+        dul_log.removeHandler(capture)
 
     if not assoc.is_established:
-        raise AssociationError(_failure(settings, assoc, observed,
-                                        time.monotonic() - started))
-    _log_negotiation(assoc)
+        reason = _failure(settings, assoc, observed, time.monotonic() - started)
+        end_threads(assoc)
+        raise AssociationError(reason)
     ok = False
     try:
+        _check_peer_max_pdu(settings, assoc)
+        _log_negotiation(assoc, ext_neg)
         yield assoc
         ok = True
     finally:
-        if assoc.is_established:
-            if settings.abort or not ok:
-                log.info("Aborting Association")
-                assoc.abort()
-            else:
-                log.info("Releasing Association")
-                assoc.release()
+        try:
+            if assoc.is_established:
+                if settings.abort or not ok:
+                    log.info("Aborting Association")
+                    # nothing more is read: a DUL thread blocked in a read
+                    # would hold up pynetdicom's abort (it waits for it)
+                    _guard_of(assoc, "stop_reading")
+                    state = getattr(getattr(assoc.dul, "state_machine", None),
+                                    "current_state", "Sta6")
+                    if state not in ("Sta1", "Sta13"):
+                        # (in Sta13 pynetdicom has aborted already: a second
+                        # abort is an invalid event that kills its thread)
+                        assoc.abort()
+                else:
+                    log.info("Releasing Association")
+                    assoc.release()
+        finally:
+            end_threads(assoc)
+
+
+#: the smallest maximum PDU length a peer may accept with: a PDV item's
+#: header and a fragment must fit (PS3.8 9.3.5); nothing real is near it
+MIN_PEER_PDU = 64
+
+
+def _check_peer_max_pdu(settings: AssociationSettings, assoc: Any) -> None:
+    peer_max = getattr(assoc.acceptor, "maximum_length", 0) or 0
+    if 0 < peer_max < MIN_PEER_PDU:
+        raise AssociationError(
+            f"{settings.peer}:{settings.port} accepted the association with a maximum "
+            f"PDU length of {peer_max} bytes, too small to carry a request "
+            f"(at least {MIN_PEER_PDU})")
+
+
+def _guard_of(assoc: Any, action: str) -> None:
+    guard = getattr(assoc, "_dimsekit_guard", None)
+    if guard is not None:
+        getattr(guard, action)()
+
+
+def end_threads(assoc: Any, grace: float = 2.0) -> None:
+    """Make sure pynetdicom's DUL thread for ``assoc`` ends: it is not a
+    daemon, and one blocked on a silent socket would keep the process
+    alive.  The socket guard wakes a blocked read and refuses more; the
+    thread is told to stop and given up to ``grace`` seconds."""
+    dul = getattr(assoc, "dul", None)
+    if dul is None or not dul.is_alive():
+        return
+    _guard_of(assoc, "stop")
+    dul.kill_dul()
+    dul.join(grace)

@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import NoReturn, Sequence
+from typing import Any, NoReturn, Sequence
 
 import click
 
-from dimsekit import __version__, argv as argv_mod
-from dimsekit.errors import DimsekitError, ExitCode
+from dimsekit import argv as argv_mod
+from dimsekit.errors import DimsekitError, ExitCode, Terminated
 from dimsekit.host import Host, PluginError
 from dimsekit.logs import current_level
+from dimsekit.options import version_option
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -94,8 +95,7 @@ def build_cli(host: Host | None = None) -> click.Group:
         help="DICOM network clients (SCUs). Commands come from plugins; "
              "`dimsekit plugins` lists them.",
     )
-    group = click.version_option(__version__, "--version", prog_name="dimsekit",
-                                 message="%(prog)s %(version)s")(group)
+    group = version_option(group)
     group.add_command(_plugins_command(host))
     return group
 
@@ -157,6 +157,64 @@ def main(argv: Sequence[str] | None = None, prog_name: str = "dimsekit", *,
 
     ``host`` replaces the entry-point plugins (tests hand in their own).
     """
+    if argv is not None:  # called in-process (tests): the caller's process
+        _run(argv, prog_name, host)
+        return
+    import signal
+    import threading
+
+    code: int | str | None = 0
+    # the process is dimsekit's: SIGTERM aborts the run (exit 130), and
+    # no library thread may keep it alive after the run
+    signal.signal(signal.SIGTERM, _terminate)
+    threading.excepthook = _thread_failed
+    try:
+        _run(argv, prog_name, host)
+    except SystemExit as exc:
+        code = exc.code
+    _no_lingering_threads(code)
+    sys.exit(code)
+
+
+def _thread_failed(args: Any) -> None:
+    """An exception that ends a library's background thread (pynetdicom's
+    reader, after the run gave up on a peer): the run's own outcome says
+    what went wrong; the traceback is for -d."""
+    logging.getLogger("dimsekit").debug(
+        "thread %s ended with %s: %s", getattr(args.thread, "name", "?"),
+        args.exc_type.__name__, args.exc_value,
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM: abort the association at once (no C-CANCEL grace)."""
+    raise Terminated("terminated (SIGTERM)")
+
+
+def _no_lingering_threads(code: int | str | None, grace: float = 2.0) -> None:
+    """No thread may keep the process alive after the run: wait briefly for
+    any that is not a daemon (a library's reader on a dead socket), then
+    leave without it, outputs flushed."""
+    import os
+    import threading
+    import time
+
+    deadline = time.monotonic() + grace
+    for thread in threading.enumerate():
+        if thread is threading.main_thread() or thread.daemon:
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if any(t.is_alive() and not t.daemon and t is not threading.main_thread()
+           for t in threading.enumerate()):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        os._exit(code if isinstance(code, int) else (0 if code is None else 1))
+
+
+def _run(argv: Sequence[str] | None, prog_name: str, host: Host | None) -> None:
     raw = list(sys.argv[1:] if argv is None else argv)
     args: list[str] = raw
     try:
@@ -175,9 +233,11 @@ def main(argv: Sequence[str] | None = None, prog_name: str = "dimsekit", *,
             hint = f" (see '{ctx.command_path} --help')"
         _error(f"{exc.format_message()}{hint}", args)
         sys.exit(ExitCode.USAGE)
-    except click.Abort:
-        _error("interrupted", args)
-        sys.exit(ExitCode.INCOMPLETE)
+    except (click.Abort, KeyboardInterrupt) as exc:  # before any query ran
+        cause = exc.__context__ if isinstance(exc, click.Abort) else exc
+        how = getattr(cause, "how", None) or "interrupted"
+        _error(how, args)
+        sys.exit(ExitCode.INTERRUPTED)
     except DimsekitError as exc:
         if _wants_debug(args):
             import traceback

@@ -58,8 +58,10 @@ reactor checkpoint, ``DULServiceProvider._is_transport_event``,
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import select
+import socket
 import struct
 import threading
 import time
@@ -75,8 +77,40 @@ MESSAGE_ID_BEING_RESPONDED_TO = 0x00000120
 COMMAND_DATA_SET_TYPE = 0x00000800
 STATUS = 0x00000900
 
+ERROR_COMMENT = 0x00000902
+
 NO_DATA_SET = 0x0101
 P_DATA_TF = 0x04
+A_RELEASE_RQ = 0x05
+A_ABORT = 0x07
+
+PDU_NAMES = {0x01: "A-ASSOCIATE-RQ", 0x02: "A-ASSOCIATE-AC", 0x03: "A-ASSOCIATE-RJ",
+             0x04: "P-DATA-TF", 0x05: "A-RELEASE-RQ", 0x06: "A-RELEASE-RP",
+             0x07: "A-ABORT"}
+
+#: largest PDU other than P-DATA-TF taken from a peer (an A-ASSOCIATE-AC
+#: with every option is a few KiB); P-DATA-TF PDUs are bounded by the
+#: maximum length dimsekit offered
+MAX_CONTROL_PDU = 1 << 20
+#: largest message (command set or data set) put together from fragments:
+#: far beyond any C-FIND identifier, well below what hurts a machine
+MAX_MESSAGE = 256 << 20
+
+# PS3.8 Table 9-21 (A-ASSOCIATE-RJ), worded as pynetdicom words them
+REJECT_RESULTS = {1: "Rejected Permanent", 2: "Rejected Transient"}
+REJECT_SOURCES = {1: "Service User", 2: "Service Provider (ACSE)",
+                  3: "Service Provider (Presentation)"}
+REJECT_REASONS = {
+    1: {1: "No reason given", 2: "Application context name not supported",
+        3: "Calling AE title not recognised", 7: "Called AE title not recognised"},
+    2: {1: "No reason given", 2: "Protocol version not supported"},
+    3: {1: "Temporary congestion", 2: "Local limit exceeded"},
+}
+# PS3.8 Table 9-26 (A-ABORT)
+ABORT_SOURCES = {0: "Service User", 2: "Service Provider"}
+ABORT_REASONS = {0: "reason-not-specified", 1: "unrecognized-PDU", 2: "unexpected-PDU",
+                 4: "unrecognized-PDU-parameter", 5: "unexpected-PDU-parameter",
+                 6: "invalid-PDU-parameter-value"}
 
 #: longest the DUL thread is parked in one go while the caller reads: the
 #: delay for what it does unasked (ARTIM timer, an abort's A-ABORT)
@@ -86,6 +120,204 @@ _ELEMENT_HEADER = struct.Struct("<HHL")
 _US = struct.Struct("<H")
 _PDU_HEADER = struct.Struct(">BxL")
 _PDV_HEADER = struct.Struct(">LB")
+
+
+def _named(table: dict, value: int) -> str:
+    name = table.get(value)
+    return name if name else f"0x{value:02X}, a value PS3.8 leaves undefined"
+
+
+def describe_reject(result: int, source: int, reason: int) -> str:
+    """An A-ASSOCIATE-RJ's three values in PS3.8's words; values the
+    standard leaves undefined are named as such."""
+    return (f"{_named(REJECT_RESULTS, result)} (source: {_named(REJECT_SOURCES, source)}, "
+            f"reason: {_named(REJECT_REASONS.get(source, {}), reason)})")
+
+
+def describe_abort(source: int, reason: int) -> str:
+    """An A-ABORT's source and reason in PS3.8's words."""
+    text = f"source: {_named(ABORT_SOURCES, source)}"
+    if source == 2:  # the reason is only meaningful from the provider
+        text += f", reason: {_named(ABORT_REASONS, reason)}"
+    return text
+
+
+class SocketGuard:
+    """Bounds every read pynetdicom's DUL thread makes from the peer.
+
+    pynetdicom 3.0 reads a PDU with a blocking ``recv`` of the length the
+    peer announced: a header announcing 2 GiB is buffered up to 2 GiB, an
+    answer dribbled a byte at a time ignores every timeout, and a thread
+    blocked there keeps the process alive (the DUL thread is not a daemon).
+    Installed as the association socket's ``recv``, this one
+
+    * refuses a P-DATA-TF PDU longer than the maximum length dimsekit
+      offered, and any other PDU over :data:`MAX_CONTROL_PDU` (DCMTK's
+      "Illegal PDU Length"), before reading its body;
+    * gives each PDU a deadline: the network timeout, else the ACSE
+      timeout while negotiating and the DIMSE timeout after;
+    * takes an A-ASSOCIATE-RJ apart itself (pynetdicom's thread raises on
+      values the standard leaves undefined);
+    * serves bytes the caller's reader handed back (:meth:`give_back`);
+    * ends every read at once after :meth:`stop`.
+
+    A refused PDU reads as a connection cut short, which pynetdicom turns
+    into an aborted association; :attr:`failure` says why.
+    """
+
+    def __init__(self, assoc: Any):
+        self.assoc = assoc
+        self.transport = assoc.dul.socket
+        self.failure: str | None = None
+        #: (result, source, reason) of an A-ASSOCIATE-RJ, as received
+        self.reject: tuple[int, int, int] | None = None
+        #: (source, reason) of an A-ABORT the DUL thread read
+        self.abort: tuple[int, int] | None = None
+        self.pushback = bytearray()
+        #: why the peer ended an established association, when a PDU other
+        #: than P-DATA-TF said so (A-ABORT, A-RELEASE-RQ, an unknown type)
+        self.ended: str | None = None
+        #: time.monotonic() of the last bytes read from the socket
+        self.last_data = time.monotonic()
+        self._stopped = False
+        self._pdu: tuple[int, int] | None = None  # (type, length) awaiting its body
+        self._deadline: float | None = None
+        requestor = getattr(assoc, "requestor", None)
+        self.max_pdu = getattr(requestor, "maximum_length", 0) or 0
+        self.transport.recv = self.recv  # shadows AssociationSocket.recv
+
+    @classmethod
+    def of(cls, assoc: Any) -> "SocketGuard":
+        """The association's guard, installed now if it has none."""
+        guard = getattr(assoc, "_dimsekit_guard", None)
+        if guard is None or guard.transport is not assoc.dul.socket:
+            guard = assoc._dimsekit_guard = cls(assoc)
+        return guard
+
+    # -- limits --------------------------------------------------------------
+
+    def limit(self, pdu_type: int) -> int | None:
+        """The longest PDU of ``pdu_type`` taken from the peer (None: any)."""
+        if pdu_type == P_DATA_TF:
+            return self.max_pdu or None
+        return MAX_CONTROL_PDU
+
+    def too_long(self, pdu_type: int, length: int) -> str | None:
+        limit = self.limit(pdu_type)
+        if limit is None or length <= limit:
+            return None
+        name = PDU_NAMES.get(pdu_type, f"type 0x{pdu_type:02X}")
+        offered = " (the maximum PDU length dimsekit offered)" if pdu_type == P_DATA_TF else ""
+        return (f"illegal PDU length: the peer sent a {name} PDU of {length} bytes, "
+                f"more than {limit}{offered}")
+
+    def pdu_timeout(self) -> float | None:
+        """How long one PDU may take to arrive once it has begun: the
+        shortest of the network timeout and the ACSE (while negotiating)
+        or DIMSE timeout; None if none is set."""
+        assoc = self.assoc
+        phase = assoc.dimse_timeout if assoc.is_established else assoc.acse_timeout
+        timeouts = [t for t in (assoc.network_timeout, phase) if t is not None]
+        return min(timeouts) if timeouts else None
+
+    def _given_up(self) -> bool:
+        """pynetdicom is ending the association (``Association.kill``
+        waits for the DUL thread, which may be in a read here)."""
+        return (self._stopped or getattr(self.assoc, "_kill", False)
+                or getattr(self.assoc.dul, "_kill_thread", False))
+
+    # -- the DUL thread's reads ----------------------------------------------
+
+    def give_back(self, data: bytes | bytearray) -> None:
+        """Bytes read from the socket by someone else, to be read again."""
+        self.pushback[:0] = data
+
+    def stop(self) -> None:
+        """End every read and write now and for good; wake a thread
+        blocked in one."""
+        self._shutdown(socket.SHUT_RDWR)
+
+    def stop_reading(self) -> None:
+        """End every read now (a last A-ABORT can still be sent)."""
+        self._shutdown(socket.SHUT_RD)
+
+    def _shutdown(self, how: int) -> None:
+        self._stopped = True
+        raw = getattr(self.transport, "socket", None)
+        if raw is not None:
+            with contextlib.suppress(OSError, ValueError):
+                raw.shutdown(how)
+
+    def recv(self, nr_bytes: int) -> bytearray:
+        """``AssociationSocket.recv``: the header of a PDU or its body."""
+        if self._pdu is None:  # a header: the PDU's deadline starts now
+            timeout = self.pdu_timeout()
+            self._deadline = None if timeout is None else time.monotonic() + timeout
+            data = self._read(nr_bytes)
+            if len(data) == 6:
+                pdu_type, length = _PDU_HEADER.unpack_from(data)
+                if self.assoc.is_established and pdu_type != P_DATA_TF:
+                    # what ends an exchange, said now: pynetdicom would let
+                    # the caller wait for the DIMSE timeout on some of these
+                    self.ended = self.ended or _SocketReader._other_pdu(pdu_type, b"")
+                if pdu_type in PDU_NAMES:
+                    refused = self.too_long(pdu_type, length)
+                    if refused:
+                        self.failure = self.failure or refused
+                        self._pdu = (pdu_type, -1)  # its body reads as cut short
+                    else:
+                        self._pdu = (pdu_type, length)
+            return data
+        pdu_type, length = self._pdu
+        self._pdu = None
+        if length < 0:
+            return bytearray()
+        data = self._read(nr_bytes)
+        if pdu_type == A_ABORT and len(data) >= 4:
+            self.abort = (data[2], data[3])
+            if self.assoc.is_established:
+                self.ended = _SocketReader._other_pdu(pdu_type, data)
+        if pdu_type == 0x03 and len(data) == 4 and length == 4:
+            result, source, reason = data[1], data[2], data[3]
+            self.reject = (result, source, reason)
+            if result not in (1, 2) or source not in (1, 2, 3) or reason not in (1, 2, 3, 7):
+                return bytearray()  # pynetdicom would raise in its thread
+        return data
+
+    def _read(self, nr_bytes: int) -> bytearray:
+        data = self.pushback[:nr_bytes]
+        del self.pushback[:nr_bytes]
+        raw = self.transport.socket
+        pending = getattr(raw, "pending", None)  # an SSLSocket's decrypted bytes
+        while len(data) < nr_bytes and raw is not None and not self._given_up():
+            if not (pending and pending()):
+                wait = 0.5 if self._deadline is None else min(
+                    0.5, self._deadline - time.monotonic())
+                if wait <= 0:
+                    self.failure = self.failure or (
+                        f"a PDU from the peer took longer than {self.pdu_timeout():g} s "
+                        f"to arrive")
+                    break
+                try:
+                    if not select.select([raw], [], [], wait)[0]:
+                        continue
+                except (OSError, ValueError):
+                    break
+            try:
+                chunk = raw.recv(min(nr_bytes - len(data), 1 << 16))
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as exc:
+                import ssl
+
+                if isinstance(exc, ssl.SSLWantReadError):
+                    continue
+                break
+            if not chunk:
+                break
+            data += chunk
+            self.last_data = time.monotonic()
+        return data
 
 
 class Message(NamedTuple):
@@ -131,7 +363,10 @@ def parse_command_set(data: bytes) -> dict[int, bytes]:
         if offset + length > end:
             raise ValueError(f"command element ({group:04X},{element:04X}) is longer "
                              f"than the command set")
-        elements[group << 16 | element] = data[offset:offset + length]
+        tag = group << 16 | element
+        if tag in elements:
+            raise ValueError(f"command element ({group:04X},{element:04X}) appears twice")
+        elements[tag] = data[offset:offset + length]
         offset += length
     return elements
 
@@ -142,12 +377,21 @@ class _Reassembler:
     def __init__(self) -> None:
         self._command: list[bytes] = []
         self._dataset: list[bytes] = []
+        self._size = 0
         self._command_set: dict[int, bytes] | None = None
+        self._context_id: int | None = None
 
     def add(self, context_id: int, pdv: bytes) -> Message | None:
         """Take one PDV (message control header + fragment); return the
         message it completes.  Raises ValueError for a malformed message."""
         header = pdv[0]  # bit 0: command (1) or data set (0); bit 1: last fragment
+        if self._context_id is not None and context_id != self._context_id:
+            raise ValueError(f"a message's fragments came on presentation contexts "
+                             f"{self._context_id} and {context_id}")
+        self._size += len(pdv) - 1
+        if self._size > MAX_MESSAGE:
+            raise ValueError(f"a message of more than {MAX_MESSAGE >> 20} MiB")
+        self._context_id = context_id
         if header & 1:
             if self._command_set is not None:
                 raise ValueError("command fragment where the data set was expected")
@@ -155,11 +399,12 @@ class _Reassembler:
             if not header & 2:
                 return None
             command = parse_command_set(b"".join(self._command))
-            self._command = []
+            self._command, self._size = [], 0
             data_set_type = command.get(COMMAND_DATA_SET_TYPE, b"")
             if COMMAND_FIELD not in command or len(data_set_type) != 2:
                 raise ValueError("command set without CommandField or CommandDataSetType")
             if _US.unpack(data_set_type)[0] == NO_DATA_SET:
+                self._context_id = None
                 return Message(context_id, command, None)
             self._command_set = command
             return None
@@ -169,7 +414,8 @@ class _Reassembler:
         if not header & 2:
             return None
         message = Message(context_id, self._command_set, b"".join(self._dataset))
-        self._command_set, self._dataset = None, []
+        self._command_set, self._dataset, self._size = None, [], 0
+        self._context_id = None
         return message
 
 
@@ -182,30 +428,37 @@ class _IdleFailed(Exception):
         self.error = error
 
 
+class PeerEnded(Exception):
+    """The peer ended the exchange or broke the protocol: the association
+    cannot go on (the message says how, in a user's words)."""
+
+
 class _SocketReader:
-    """Reads P-DATA-TF PDUs off a plain TCP association socket in the
-    calling thread, while pynetdicom's DUL thread stays off it.
+    """Reads the PDUs of an established association off a plain TCP socket
+    in the calling thread, while pynetdicom's DUL thread stays off it.
 
     The DUL thread hands the socket over in ``_is_transport_event``, the
     one place where it checks for incoming data, so never in the middle of
-    a PDU.  Bytes given back are served to its ``_read_pdu_data`` by the
-    socket's ``recv`` until they are used up; then both methods are
-    pynetdicom's again.
+    a PDU.  P-DATA-TF PDUs become messages here; any other PDU, the end of
+    the connection or a malformed PDU end the exchange (:class:`PeerEnded`)
+    with the reason in words.  Bytes read but not used when the socket goes
+    back (the next request's answer, when an exchange ends early) go to the
+    :class:`SocketGuard`, which serves them to the DUL thread first.
     """
 
     def __init__(self, assoc: Any):
         self.dul = assoc.dul
+        self.assoc = assoc
         self.sock = assoc.dul.socket.socket
+        self.guard = SocketGuard.of(assoc)
         self.owned = False
         self.buffer = bytearray()
-        self.pushback = bytearray()  # read here, for the DUL thread to read again
         self._messages: collections.deque[Message] = collections.deque()
         self._lock = threading.Lock()
         self._want = False
         self._granted = threading.Event()
         self._installed = False
         self._transport_event = self.dul._is_transport_event
-        self._recv = self.dul.socket.recv
         self.idle: Any = None  # called before read() waits for the socket
         self._wake = threading.Event()  # ends the DUL thread's parking
 
@@ -215,9 +468,8 @@ class _SocketReader:
         """Take the socket over from the DUL thread; False if it has stopped."""
         with self._lock:
             self._want = True
-            # instance attributes shadow the DUL's and its socket's methods
+            # an instance attribute shadows the DUL's method
             self.dul._is_transport_event = self._dul_transport_event
-            self.dul.socket.recv = self._dul_recv
             self._installed = True
         while not self._granted.wait(0.05):
             if not self.dul.is_alive():
@@ -237,14 +489,14 @@ class _SocketReader:
             if not self.owned:
                 return
             if keep:
-                self.pushback += self.buffer
+                self.guard.give_back(self.buffer)
             self.buffer.clear()
             self._messages.clear()
             # the DUL thread restarts its idle (network) timer on every PDU;
             # it read none while this thread had the socket
             self.dul._idle_timer.restart()
             self.owned = False
-            if not self.pushback:
+            if not self.guard.pushback:
                 self._uninstall()
         self._wake.set()  # the DUL thread reads again from here on
 
@@ -256,9 +508,8 @@ class _SocketReader:
         if self._installed:
             self._installed = False
             del self.dul._is_transport_event
-            del self.dul.socket.recv
 
-    # DUL thread: DULServiceProvider._is_transport_event and socket.recv
+    # DUL thread: DULServiceProvider._is_transport_event
     def _dul_transport_event(self) -> bool:
         with self._lock:
             if self._want:
@@ -267,7 +518,7 @@ class _SocketReader:
                 self._granted.set()
             owned = self.owned
             if not owned:
-                given_back = bool(self.pushback)
+                given_back = bool(self.guard.pushback)
                 if not given_back:
                     self._uninstall()
         if owned:
@@ -280,36 +531,39 @@ class _SocketReader:
                 self._wake.clear()
             return self.dul._process_recv_primitive()
         if given_back:
-            self.dul._read_pdu_data()  # reads the pushback through _dul_recv
+            self.dul._read_pdu_data()  # reads the pushback through the guard
             return True
         return self._transport_event()
 
-    def _dul_recv(self, nr_bytes: int) -> bytearray:
-        data = self.pushback[:nr_bytes]
-        del self.pushback[:nr_bytes]
-        if len(data) < nr_bytes:
-            data += self._recv(nr_bytes - len(data))
-        return data
-
     # -- reading --------------------------------------------------------------
 
-    def read(self, reassembler: _Reassembler, timeout: float | None) -> Message | None:
-        """The next message, or None when the socket went back to the DUL
-        thread (a PDU other than P-DATA-TF came, or the connection ended).
-        Raises TimeoutError when no message came within ``timeout`` and
-        ValueError for a malformed P-DATA-TF; the socket then goes back
-        without what was read of it.  What ``idle`` raises comes out as
+    def read(self, reassembler: _Reassembler, timeout: float | None,
+             network_timeout: float | None = None) -> Message:
+        """The next message.  Raises TimeoutError when none came within
+        ``timeout`` (or the socket was silent for ``network_timeout``),
+        ValueError for a malformed P-DATA-TF and :class:`PeerEnded` for any
+        other PDU or the end of the connection; in each case the socket goes
+        back without what was read of it.  What ``idle`` raises comes out as
         :class:`_IdleFailed`, the socket back with what was read."""
         if self._messages:
             return self._messages.popleft()
-        deadline = None if timeout is None else time.monotonic() + timeout
+        now = time.monotonic()
+        deadline = None if timeout is None else now + timeout
+        silent_since = now
         buffer = self.buffer
         while True:
             while len(buffer) >= 6:
                 pdu_type, length = _PDU_HEADER.unpack_from(buffer)
+                refused = self.guard.too_long(pdu_type, length)
+                if refused:
+                    self.release(keep=False)
+                    raise PeerEnded(refused)
                 if pdu_type != P_DATA_TF:
-                    self.release()
-                    return None
+                    if len(buffer) < 6 + min(length, 4):
+                        break  # an A-ABORT's source and reason are 4 bytes in
+                    ended = self._other_pdu(pdu_type, buffer[6:6 + length])
+                    self.release(keep=False)
+                    raise PeerEnded(ended)
                 end = 6 + length
                 if len(buffer) < end:
                     break
@@ -330,20 +584,44 @@ class _SocketReader:
                 except BaseException as exc:
                     self.release()  # the stream is fine: keep what was read
                     raise _IdleFailed(exc) from exc
+                spent = time.monotonic() - started
+                silent_since += spent
                 if deadline is not None:
-                    deadline += time.monotonic() - started
+                    deadline += spent
+            ends = [t for t in (deadline, None if network_timeout is None
+                                else silent_since + network_timeout) if t is not None]
+            wait = None if not ends else max(0.0, min(ends) - time.monotonic())
             try:
-                wait = None if deadline is None else max(0.0, deadline - time.monotonic())
                 data = self.sock.recv(1 << 16) if self._readable(wait) else None
-            except OSError:
-                data = b""
+            except OSError as exc:
+                self.release(keep=False)
+                raise PeerEnded(f"the connection failed ({exc.strerror or exc})") from None
             if data is None:
                 self.release(keep=False)
+                if network_timeout is not None and (
+                        deadline is None or silent_since + network_timeout < deadline):
+                    raise TimeoutError(f"no data from the peer within the network "
+                                       f"timeout ({network_timeout:g} s)")
                 raise TimeoutError
-            if not data:  # closed or failed: the DUL thread finds out itself
-                self.release()
-                return None
+            if not data:
+                self.release(keep=False)
+                raise PeerEnded("the peer closed the connection"
+                                + (" in the middle of a PDU" if buffer else ""))
+            silent_since = time.monotonic()
             buffer += data
+
+    @staticmethod
+    def _other_pdu(pdu_type: int, body: bytes) -> str:
+        """Why a PDU other than P-DATA-TF ends the exchange, in words."""
+        if pdu_type == A_ABORT:
+            if len(body) >= 4:
+                return f"the peer aborted the association ({describe_abort(body[2], body[3])})"
+            return "the peer aborted the association"
+        if pdu_type == A_RELEASE_RQ:
+            return "the peer asked to release the association in the middle of the request"
+        if pdu_type in PDU_NAMES:
+            return f"the peer sent an unexpected {PDU_NAMES[pdu_type]} PDU"
+        return f"the peer sent a PDU of unknown type 0x{pdu_type:02X}"
 
     def _readable(self, wait: float | None) -> bool:
         try:
@@ -407,6 +685,13 @@ class Exchange:
         if self._reader is not None:
             self._reader.release()
         del self.assoc.dimse.receive_primitive  # pynetdicom's method again
+        # messages this exchange queued but nobody took (a peer that goes
+        # on after a fault) mean nothing to pynetdicom's reactor
+        msg_queue = self.assoc.dimse.msg_queue
+        with msg_queue.mutex:
+            kept = [item for item in msg_queue.queue if not isinstance(item[1], Message)]
+            msg_queue.queue.clear()
+            msg_queue.queue.extend(kept)
         self.assoc._reactor_checkpoint.set()
 
     def send(self, primitive: Any, context_id: int) -> None:
@@ -421,30 +706,83 @@ class Exchange:
         if self._reader is not None:
             self._reader.wake()
 
-    def receive(self) -> Message | None:
-        """The next message; None: aborted, closed, timed out or malformed."""
+    def receive(self, timeout: float | None | bool = True) -> Message | None:
+        """The next message; None: aborted, closed, timed out or malformed
+        (:attr:`failure` says which, in words).
+
+        ``timeout``: how long to wait for it in seconds (None: for ever);
+        by default the association's DIMSE timeout.  The network timeout,
+        when set, also ends a silence of the socket.
+        """
+
+        assoc = self.assoc
+        wait = assoc.dimse_timeout if timeout is True else timeout
         reader = self._reader
         if reader is not None and reader.owned:
             try:
-                message = reader.read(self._reassembler, self.assoc.dimse_timeout)
+                message = reader.read(self._reassembler, wait, assoc.network_timeout)
             except _IdleFailed as exc:
                 raise exc.error from None
+            except PeerEnded as exc:
+                self.failure = str(exc)
+                return None
             except (ValueError, struct.error) as exc:
                 self.failure = f"invalid DIMSE message from the peer ({exc})"
                 return None
-            except TimeoutError:  # no message within the DIMSE timeout
+            except TimeoutError as exc:  # no message within the DIMSE timeout
+                self.failure = str(exc) or None
                 return None
-            if message is not None:
-                return self._received(message)
-            # the socket went back to the DUL thread: it reads from here on
-        if self.idle is not None and self.assoc.dimse.msg_queue.empty():
+            return self._received(message)
+        if self.idle is not None and assoc.dimse.msg_queue.empty():
             self.idle()
-        _, message = self.assoc.dimse.get_msg(block=True)
-        if message is not None and not isinstance(message, Message):
+        guard = SocketGuard.of(assoc)
+        message = self._from_queue(guard, wait, assoc.network_timeout)
+        if message is None:
+            if self.failure is None:
+                if guard.failure:
+                    self.failure = guard.failure
+                elif guard.ended:
+                    self.failure = guard.ended
+                elif guard.abort is not None:
+                    self.failure = (f"the peer aborted the association "
+                                    f"({describe_abort(*guard.abort)})")
+            return None
+        if not isinstance(message, Message):
             # pynetdicom's own path had queued it before the exchange began
             self.failure = f"unexpected {type(message).__name__} from the peer"
             return None
         return self._received(message)
+
+    def _from_queue(self, guard: SocketGuard, wait: float | None,
+                    network_timeout: float | None) -> Any:
+        """The next message pynetdicom's DUL thread read, or None: the
+        association ended (the guard saw why), ``wait`` passed, or the
+        socket was silent for ``network_timeout``."""
+        import queue
+
+        msg_queue = self.assoc.dimse.msg_queue
+        deadline = None if wait is None else time.monotonic() + wait
+        while True:
+            if guard.failure or guard.ended:
+                with contextlib.suppress(queue.Empty):
+                    _, message = msg_queue.get_nowait()  # what came before it
+                    return message
+                return None
+            now = time.monotonic()
+            ends = [t for t in (deadline, None if network_timeout is None
+                                else guard.last_data + network_timeout) if t is not None]
+            if ends and now >= min(ends):
+                if network_timeout is not None and (
+                        deadline is None or guard.last_data + network_timeout < deadline):
+                    self.failure = (f"no data from the peer within the network timeout "
+                                    f"({network_timeout:g} s)")
+                return None
+            step = 0.05 if not ends else max(0.0, min(0.05, min(ends) - now))
+            try:
+                _, message = msg_queue.get(timeout=step)
+                return message
+            except queue.Empty:
+                continue
 
     def _received(self, message: Message | None) -> Message | None:
         if message is not None and log.isEnabledFor(logging.DEBUG):

@@ -75,3 +75,14 @@ class Interrupted(DimsekitError):
     """The run was interrupted by a signal (exit 130)."""
 
     exit_code = ExitCode.INTERRUPTED
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread by the CLI's SIGTERM handler: like Ctrl-C,
+    but the run aborts at once instead of cancelling with a grace."""
+
+    abort = True
+
+    def __init__(self, how: str = "terminated"):
+        super().__init__(how)
+        self.how = how

@@ -12,11 +12,13 @@ from typing import Any
 from dimsekit.api import (
     AssociationError,
     AssociationSettings,
+    DimsekitError,
     Exchange,
     ExitCode,
     Host,
     IncompleteError,
     InformationModel,
+    Interrupted,
     PeerFailure,
     UsageError,
     Writer,
@@ -28,6 +30,7 @@ from dimsekit.api import (
     status_category,
 )
 from dimsekit.plugins.find.models import SERVICE, application_information, infer_model
+from dimsekit.plugins.find.csvfmt import return_keys_for_columns
 from dimsekit.plugins.find.decode import decoder
 from dimsekit.plugins.find.prepare import (
     check_encodable,
@@ -40,6 +43,9 @@ from dimsekit.plugins.find.sinks import Sinks
 log = get_logger("find")
 
 PENDING = (0xFF00, 0xFF01)
+ERROR_COMMENT = 0x00000902
+#: seconds the peer gets to end a query after Ctrl-C sent C-CANCEL
+INTERRUPT_GRACE = 2.0
 CANCEL = 0xFE00
 C_FIND_RSP = 0x8020  # CommandField
 SPECIFIC_CHARACTER_SET = 0x00080005
@@ -108,6 +114,9 @@ class FindRequest:
         queries = []
         for label, ds in sources:
             apply_keys(ds, overrides)
+            if fmt == "csv" and columns:
+                # a --columns key the query lacks becomes a return key
+                apply_keys(ds, return_keys_for_columns(columns, ds))
             if not association.new_vr:
                 downgrade_new_vrs(ds)
             choose_charset(label, ds, charset, overrides)
@@ -170,6 +179,8 @@ class _Runner:
         self.assoc = assoc
         self.sinks = sinks
         self.failures: list[str] = []
+        #: "query X, response N" of each response that was skipped
+        self.skipped: list[str] = []
         self.msg_id = 0
 
     def context_for(self, model: InformationModel):
@@ -218,41 +229,105 @@ class _Runner:
         cancel_after = self.request.cancel_after
         pending = 0
         cancelled = False
+        interrupted: float | None = None  # when the first Ctrl-C came
         last = time.monotonic()
         while True:
-            message = exchange.receive()
-            if message is None:
-                raise IncompleteError(self._lost(query, pending, last, exchange.failure))
-            code = message.status
-            if message.command_field != C_FIND_RSP or code is None:
-                raise IncompleteError(self._lost(
-                    query, pending, last, "the peer sent something other than a C-FIND "
-                    f"response (command 0x{message.command_field or 0:04X})"))
-            last = time.monotonic()
-            if code not in PENDING:
-                self._final(query, code, pending, cancelled)
-                return
-            pending += 1
-            if verbose:
-                log.info("Find Response: %d - 0x%04X (Pending)", pending, code)
-            if cancelled:
-                continue
-            ds = decode(message.dataset)
-            if ds is None:
-                log.warning("query %s: response %d has an identifier that cannot "
-                            "be decoded; skipped", query.label, pending)
-                continue
-            if debug:
-                _log_identifier(logging.DEBUG, "Response Identifier", ds)
-            self.sinks.write(ds, Response(index, pending, code, cx.transfer_syntax[0],
-                                          query.model))
-            if cancel_after and pending >= cancel_after:
-                log.info("Sending Cancel Request: MsgID %d", self.msg_id)
-                exchange.cancel(self.msg_id, cx.context_id)
+            try:
+                if interrupted is None:
+                    message = exchange.receive()
+                else:
+                    message = exchange.receive(
+                        timeout=max(0.0, interrupted + INTERRUPT_GRACE - time.monotonic()))
+                if message is None:
+                    if interrupted is not None:
+                        raise Interrupted(self._interrupted(query, pending, answered=False))
+                    raise IncompleteError(self._lost(query, pending, last, exchange.failure))
+                code = self._check(query, message, cx, pending, last)
+                last = time.monotonic()
+                if code not in PENDING:
+                    if interrupted is not None:
+                        raise Interrupted(self._interrupted(query, pending, answered=True))
+                    self._final(query, code, pending, cancelled, message)
+                    return
+                pending += 1
+                if verbose:
+                    log.info("Find Response: %d - 0x%04X (Pending)", pending, code)
+                if cancelled:
+                    continue
+                ds = decode(message.dataset)
+                if ds is None:
+                    self._skip(query, pending, decode.problem)
+                    continue
+                if debug:
+                    _log_identifier(logging.DEBUG, "Response Identifier", ds)
+                self._write(ds, Response(index, pending, code, cx.transfer_syntax[0],
+                                         query.model), query)
+                if cancel_after and pending >= cancel_after:
+                    log.info("Sending Cancel Request: MsgID %d", self.msg_id)
+                    exchange.cancel(self.msg_id, cx.context_id)
+                    cancelled = True
+            except KeyboardInterrupt as exc:
+                # the first Ctrl-C: C-CANCEL, then a short grace for the
+                # final status; a second one (or SIGTERM): abort at once
+                if interrupted is not None or getattr(exc, "abort", False):
+                    raise Interrupted(self._interrupted(query, pending, answered=False,
+                                                        how=getattr(exc, "how", None)))
+                interrupted = time.monotonic()
                 cancelled = True
+                log.warning("interrupted: C-CANCEL sent; waiting up to %g s for the peer "
+                            "to end the query (Ctrl-C again to abort)", INTERRUPT_GRACE)
+                exchange.cancel(self.msg_id, cx.context_id)
 
-    def _final(self, query: Query, code: int, pending: int, cancelled: bool) -> None:
+    def _check(self, query: Query, message: Any, cx: Any, pending: int,
+               last: float) -> int:
+        """The status of a C-FIND response to this request; anything else
+        ends the exchange (exit 4): another command, another message ID,
+        another presentation context, no status."""
+        code = message.status
+        problem = None
+        if message.command_field != C_FIND_RSP:
+            problem = ("the peer sent something other than a C-FIND response "
+                       f"(command 0x{message.command_field or 0:04X})")
+        elif message.message_id_being_responded_to != self.msg_id:
+            problem = (f"the peer answered message ID "
+                       f"{message.message_id_being_responded_to}, not {self.msg_id}")
+        elif message.context_id != cx.context_id:
+            problem = (f"the peer answered on presentation context {message.context_id}, "
+                       f"not {cx.context_id}")
+        elif code is None:
+            problem = "the peer sent a C-FIND response without a status"
+        if problem:
+            raise IncompleteError(self._lost(query, pending, last, problem))
+        return code
+
+    def _skip(self, query: Query, number: int, problem: str | None) -> None:
+        self.skipped.append(f"query {query.label}, response {number}")
+        log.warning("query %s: response %d skipped: its identifier is malformed (%s)",
+                    query.label, number, problem or "cannot be decoded")
+
+    def _write(self, ds: Any, info: "Response", query: Query) -> None:
+        try:
+            self.sinks.write(ds, info)
+        except (DimsekitError, OSError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a value no writer can format
+            self._skip(query, info.number, f"{type(exc).__name__}: {exc}".splitlines()[0])
+
+    def _interrupted(self, query: Query, pending: int, *, answered: bool,
+                     how: str | None = None) -> str:
+        got = f"after {pending} response{'s' * (pending != 1)}"
+        if how:
+            return f"query {query.label}: {how}: association aborted {got}"
+        if answered:
+            return f"query {query.label}: interrupted {got} (C-CANCEL sent; the peer ended the query)"
+        return f"query {query.label}: interrupted {got}; association aborted"
+
+    def _final(self, query: Query, code: int, pending: int, cancelled: bool,
+               message: Any = None) -> None:
         text = describe_status(code, _status_table(query.model))
+        comment = message.command.get(ERROR_COMMENT) if message is not None else None
+        if comment:
+            text += f", error comment: {comment.decode('latin-1').strip(' ' + chr(0))!r}"
         category = status_category(code)
         log.info("Received Final Find Response: %s after %d pending", text, pending)
         if category == "Success" or (code == CANCEL and cancelled):
@@ -302,13 +377,22 @@ def run_find(request: FindRequest) -> int:
         # pydicom's complaints about odd values are shown from -v on;
         # below that, checking every value of every response is wasted
         config.settings.reading_validation_mode = config.IGNORE
+    completed = False
     try:
         with open_association(request.settings, uids, ext_neg=items) as assoc:
             runner = _Runner(request, assoc, sinks)
             runner.run()
+        completed = True
     finally:
         config.settings.reading_validation_mode = validation
-        sinks.end()
+        sinks.end(completed=completed)
+    if runner.skipped:
+        for failure in runner.failures:
+            log.error(failure)
+        n = len(runner.skipped)
+        raise IncompleteError(
+            f"{n} response{'s' * (n != 1)} skipped because {'they were' if n != 1 else 'it was'} "
+            f"malformed ({runner.skipped[0]}{', ...' if n > 1 else ''}); results are incomplete")
     for failure in runner.failures[:-1]:
         log.error(failure)
     if runner.failures:
