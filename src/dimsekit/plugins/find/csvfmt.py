@@ -85,15 +85,22 @@ def return_keys_for_columns(columns: str | None, query: Any) -> list[Any]:
     return keys
 
 
-def _has(ds: Any, path: tuple) -> bool:
-    """Whether the element at ``path`` is in ``ds`` (its items included)."""
+def _holder(ds: Any, path: tuple) -> Any:
+    """The dataset (``ds`` or an item in it) that holds the element at
+    ``path``, or None if an item on the way is missing."""
     current = ds
     for tag, index in path[:-1]:
         elem = current.get(tag)
         if elem is None or elem.VR != "SQ" or len(elem.value) <= (index or 0):
-            return False
+            return None
         current = elem.value[index or 0]
-    return path[-1][0] in current
+    return current
+
+
+def _has(ds: Any, path: tuple) -> bool:
+    """Whether the element at ``path`` is in ``ds`` (its items included)."""
+    holder = _holder(ds, path)
+    return holder is not None and path[-1][0] in holder
 
 
 def _split_columns(spec: str) -> list[str]:
@@ -117,12 +124,9 @@ def cell(ds: Any, path: tuple) -> str:
     """The text of the element at ``path`` in ``ds`` ('' if absent)."""
     from pydicom.multival import MultiValue
 
-    current = ds
-    for tag, index in path[:-1]:
-        elem = current.get(tag)
-        if elem is None or elem.VR != "SQ" or len(elem.value) <= (index or 0):
-            return ""
-        current = elem.value[index or 0]
+    current = _holder(ds, path)
+    if current is None:
+        return ""
     elem = current.get(path[-1][0])
     if elem is None or elem.value is None:
         return ""
