@@ -345,6 +345,10 @@ def fault_at(kind: str, point: str):
         if point == "after-ac":
             conn.read_associate_rq()
             conn.accept()
+            # long enough for the client to take the association as
+            # established (a fault in the same instant may count as during
+            # negotiation, exit 3): the request is sent, never read
+            conn.silence(0.3)
             return fault(conn, kind)
         find = conn.handshake()
         if point != "before-first":

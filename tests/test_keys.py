@@ -490,3 +490,142 @@ def test_import_does_not_load_pydicom():
     )
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+# ------------------------------------------------------------------ bounds
+
+
+def _deep(levels: int, leaf: str = "PatientID=") -> str:
+    return ".".join(["ReferencedStudySequence[0]"] * (levels - 1) + [leaf])
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("ReferencedStudySequence[1001]=", "item index [1001] is too large (at most 1000)"),
+    ("ReferencedStudySequence[1000000].PatientID=", "item index [1000000] is too large"),
+    ("ReferencedStudySequence[12345678901234567890].PatientID=", "is too large"),
+    ("ReferencedStudySequence[" + "9" * 6000 + "]=", "is too large"),  # > int()'s digit limit
+    ("ReferencedStudySequence[00000000000000001001]=", "is too large"),
+    (_deep(65), "path is 65 levels deep (at most 64)"),
+    (_deep(300), "path is 300 levels deep (at most 64)"),
+    (".".join(["ReferencedStudySequence[999]"] * 11) + "=", "would create 11000 sequence items"),
+])
+def test_bounds_are_usage_errors_while_parsing(text, reason):
+    with pytest.raises(UsageError) as info:
+        parse_key(text)
+    message = str(info.value)
+    assert message.startswith("bad -k '") and reason in message, message
+    assert "\n" not in message and len(message) < 1000  # a long key is shown shortened
+
+
+def test_at_the_bounds_keys_work():
+    assert parse_key("ReferencedStudySequence[1000]=").path[0][1] == 1000
+    assert parse_key("ReferencedStudySequence[0001000]=").path[0][1] == 1000
+    ds = build_identifier([_deep(64, "PatientName=Müller")])
+    level, depth = ds, 1
+    while "ReferencedStudySequence" in level:
+        level, depth = level.ReferencedStudySequence[0], depth + 1
+    assert depth == 64 and level.PatientName == "Müller"
+    wide = build_identifier(["ReferencedStudySequence[1000].PatientID=X"])
+    assert len(wide.ReferencedStudySequence) == 1001
+
+
+def test_keys_together_create_at_most_10000_items():
+    keys = [f"{name}[999]=" for name in ("ReferencedStudySequence", "BeamSequence",
+                                         "ReferencedSeriesSequence", "ReferencedImageSequence",
+                                         "ScheduledProcedureStepSequence",
+                                         "ReferencedPatientSequence", "ProcedureCodeSequence",
+                                         "ReferencedVisitSequence", "OtherPatientIDsSequence",
+                                         "ReferencedInstanceSequence", "RequestAttributesSequence")]
+    overrides = parse_keys(keys)  # each alone is fine
+    with pytest.raises(UsageError, match=r"^bad -k 'RequestAttributesSequence\[999\]=': "
+                                         r"the keys would create more than 10000"):
+        build_identifier(overrides)
+    # items that already exist are not created again
+    ds = build_identifier(keys[:9] + ["ReferencedStudySequence[999].PatientID=X"] * 50)
+    assert ds.ReferencedStudySequence[999].PatientID == "X"
+
+
+def test_a_key_with_a_newline_still_makes_a_one_line_error():
+    with pytest.raises(UsageError) as info:
+        parse_key("Patient\nName=X")
+    assert "\n" not in str(info.value)
+    assert str(info.value).startswith("bad -k 'Patient\\nName=X': ")
+
+
+# ------------------------------------------------------------ the command
+
+
+def _run_bounded(*args: str) -> tuple:
+    """``dimsekit ARGS`` in a subprocess under a 2 GiB address-space and a
+    30 s CPU limit (a runaway dies instead of eating the machine); returns
+    (exit code, stderr lines, wall seconds, peak RSS in MiB)."""
+    import resource
+    import tempfile
+    import time
+
+    from dimsekit.testing.cli import DIMSEKIT_COMMAND
+
+    with tempfile.TemporaryFile() as err:
+        start = time.monotonic()
+        proc = subprocess.Popen([*DIMSEKIT_COMMAND, *args], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=err)
+        try:  # (set from here, not in the child: no preexec_fn in a threaded test run)
+            resource.prlimit(proc.pid, resource.RLIMIT_AS, (2 << 30, 2 << 30))
+            resource.prlimit(proc.pid, resource.RLIMIT_CPU, (30, 30))
+        except ProcessLookupError:  # already gone
+            pass
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.monotonic() - start
+        err.seek(0)
+        lines = [line for line in err.read().decode("utf-8", "replace").splitlines()
+                 if line.strip()]
+    return proc.returncode, lines, seconds, usage.ru_maxrss / 1024
+
+
+@pytest.mark.parametrize("key, reason", [
+    ("ReferencedStudySequence[1000000].PatientID=", "item index [1000000] is too large"),
+    ("ReferencedStudySequence[12345678901234567890].PatientID=", "is too large"),
+    (_deep(65), "path is 65 levels deep (at most 64)"),
+    (_deep(300), "path is 300 levels deep (at most 64)"),
+])
+def test_the_command_refuses_out_of_bounds_keys_quickly_and_small(key, reason):
+    # port 9: nothing listens, so an attempt to connect would be exit 3
+    code, lines, seconds, peak_mib = _run_bounded("find", "-k", key, "127.0.0.1", "9")
+    assert code == 2, lines
+    assert len(lines) == 1 and lines[0].startswith("E: bad -k '") and reason in lines[0], lines
+    assert not any("Traceback" in line for line in lines)
+    # before: 25 s and 622 MiB for [1000000]; 24 GB and counting for 300 levels
+    assert seconds < 10 and peak_mib < 200, (seconds, peak_mib)
+
+
+def test_the_command_prepares_keys_at_the_bounds_quickly():
+    """64 levels deep, and 9,828 items: prepared in a moment; exit 3 shows it
+    got as far as connecting."""
+    deep = _deep(64, "PatientName=Müller")
+    wide = ".".join(["ReferencedStudySequence[155]"] * 63 + ["PatientName=山田"])
+    for key in (deep, wide):
+        code, lines, seconds, peak_mib = _run_bounded("find", "-k", key, "127.0.0.1", "9")
+        assert code == 3, lines
+        assert seconds < 10 and peak_mib < 300, (seconds, peak_mib)
+
+
+def test_keys_at_the_bounds_reach_the_peer(dimsekit, scp):
+    result = dimsekit("find", "-W", "-k", _deep(64, "PatientName=Müller"),
+                      "-k", "BeamSequence[1000].BeamNumber=7", "127.0.0.1", scp.port)
+    assert result.returncode == 0, result.stderr
+    level, depth = scp.requests[0].identifier, 1
+    assert len(level.BeamSequence) == 1001 and level.BeamSequence[1000].BeamNumber == 7
+    while "ReferencedStudySequence" in level:
+        level, depth = level.ReferencedStudySequence[0], depth + 1
+    assert depth == 64 and level.PatientName == "Müller"
+
+
+def test_hand_made_overrides_are_held_to_the_same_bounds():
+    tag = 0x00081110  # ReferencedStudySequence
+    deep = KeyOverride("deep", ((tag, 0),) * 65 + ((0x00100020, None),), "")
+    with pytest.raises(UsageError, match="path is 66 levels deep"):
+        apply_keys(Dataset(), [deep])
+    huge = KeyOverride("huge", ((tag, 10**9),), None)
+    with pytest.raises(UsageError, match="too large"):
+        apply_keys(Dataset(), [huge])

@@ -36,6 +36,12 @@ Semantics (see DESIGN.md, "Query keys (-k)"):
   which would force hex).  An unknown tag with ``[n]`` is a sequence.
 * Command (0000), file meta (0002), item (FFFE) and group length (gggg,0000)
   tags are refused: they cannot be part of an identifier.
+* Bounds, checked while parsing (before any dataset is built): an item
+  index is at most :data:`MAX_ITEM_INDEX` (1,000), a path at most
+  :data:`MAX_DEPTH` (64) levels deep, and a key creates at most
+  :data:`MAX_ITEMS` (10,000) sequence items -- also the most that
+  :func:`apply_keys` adds to one dataset.  Everything here is iterative and
+  linear in the key's length.
 
 Every malformed key raises :class:`~dimsekit.errors.UsageError` with one line
 ``bad -k '<key as given>': <reason>``.
@@ -57,6 +63,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from pydicom.dataset import Dataset
 
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_ITEMS",
+    "MAX_ITEM_INDEX",
     "KeyOverride",
     "apply_keys",
     "build_identifier",
@@ -74,6 +83,15 @@ _BYTES_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
 #: text VRs whose value may contain a backslash (never multi-valued)
 _NO_SPLIT_VRS = frozenset({"LT", "ST", "UT"})
 _FORBIDDEN_GROUPS = {0x0000: "command", 0x0002: "file meta", 0xFFFE: "item"}
+
+#: the largest item index ``Seq[n]`` accepts
+MAX_ITEM_INDEX = 1000
+#: the most levels (path steps) a key may have
+MAX_DEPTH = 64
+#: the most sequence items one key, and one apply_keys call, may create
+MAX_ITEMS = 10_000
+#: a longer key is shown shortened in error messages
+_SHOWN_KEY = 200
 
 
 @dataclass(frozen=True)
@@ -97,7 +115,13 @@ class _KeyError(Exception):
 
 
 def _usage(text: str, reason: str) -> UsageError:
+    if len(text) > _SHOWN_KEY:
+        text = f"{text[:_SHOWN_KEY - 20]}...{text[-16:]}"
     shown = f"'{text}'" if text.isprintable() else repr(text)
+    if len(reason) > 2 * _SHOWN_KEY:
+        reason = f"{reason[:2 * _SHOWN_KEY - 3]}..."
+    if not reason.isprintable():  # one line, whatever the key holds
+        reason = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in reason)
     return UsageError(f"bad -k {shown}: {reason}")
 
 
@@ -125,7 +149,13 @@ def _parse(text: str) -> KeyOverride:
     if not path_text:
         raise _KeyError("missing tag or keyword" + (" before '='" if sep else ""))
 
+    depth = path_text.count(".") + 1
+    if depth > MAX_DEPTH:
+        raise _KeyError(f"path is {depth} levels deep (at most {MAX_DEPTH})")
     tokens = [_split_step(comp) for comp in path_text.split(".")]
+    items = sum(index + 1 for _, index in tokens if index is not None)
+    if items > MAX_ITEMS:
+        raise _KeyError(f"the path would create {items} sequence items (at most {MAX_ITEMS})")
     steps: list[Step] = []
     for pos, (name, index) in enumerate(tokens):
         tag = _parse_element(name)
@@ -168,8 +198,19 @@ def _split_step(comp: str) -> tuple[str, int | None]:
     if index_text == "*":
         raise _KeyError(f"wildcard item index [*] is not supported in '{comp}'")
     if not (index_text.isascii() and index_text.isdigit()):
-        raise _KeyError(f"bad item index '[{index_text}]' in '{comp}' (expected [n], n >= 0)")
-    return name, int(index_text)
+        raise _KeyError(f"bad item index '[{_clip(index_text)}]' in '{_clip(comp)}' "
+                        f"(expected [n], n >= 0)")
+    # compare digits before int(): a 5,000-digit index must not be converted
+    digits = index_text.lstrip("0") or "0"
+    if len(digits) > len(str(MAX_ITEM_INDEX)) or int(digits) > MAX_ITEM_INDEX:
+        raise _KeyError(f"item index [{_clip(index_text)}] is too large "
+                        f"(at most {MAX_ITEM_INDEX})")
+    return name, int(digits)
+
+
+def _clip(text: str, size: int = 40) -> str:
+    """``text`` shortened for a message."""
+    return text if len(text) <= size else f"{text[:size - 3]}..."
 
 
 def _hex4(text: str) -> bool:
@@ -342,11 +383,12 @@ def apply_keys(ds: Dataset, overrides: Iterable[KeyOverride | str]) -> Dataset:
     """
     if isinstance(overrides, (str, KeyOverride)):
         overrides = [overrides]
+    budget = _Budget(MAX_ITEMS)
     for override in overrides:
         if isinstance(override, str):
             override = parse_key(override)
         try:
-            _apply(ds, override)
+            _apply(ds, override, budget)
         except _KeyError as exc:
             raise _usage(override.text, str(exc)) from None
     return ds
@@ -359,17 +401,34 @@ def build_identifier(overrides: Iterable[KeyOverride | str]) -> Dataset:
     return apply_keys(Dataset(), overrides)
 
 
-def _apply(ds: Dataset, override: KeyOverride) -> None:
+class _Budget:
+    """How many more sequence items the keys may create."""
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+
+    def take(self, count: int) -> None:
+        if count > self.left:
+            raise _KeyError(f"the keys would create more than {MAX_ITEMS} sequence items")
+        self.left -= count
+
+
+def _apply(ds: Dataset, override: KeyOverride, budget: _Budget) -> None:
     from pydicom import config
     from pydicom.dataelem import DataElement
 
+    # the parser's bounds, for a KeyOverride made by hand
+    if len(override.path) > MAX_DEPTH:
+        raise _KeyError(f"path is {len(override.path)} levels deep (at most {MAX_DEPTH})")
+    if any(step[1] is not None and step[1] > MAX_ITEM_INDEX for step in override.path):
+        raise _KeyError(f"an item index is too large (at most {MAX_ITEM_INDEX})")
     current = ds
     *parents, (tag, index) = override.path
     for parent_tag, parent_index in parents:
         if parent_index is None:
             raise _KeyError(f"sequence {_name(parent_tag)} needs an item index")
         items = _sequence(current, parent_tag, replace=False)
-        _ensure_items(items, parent_index)
+        _ensure_items(items, parent_index, budget)
         current = items[parent_index]
 
     name = _name(tag)
@@ -379,7 +438,7 @@ def _apply(ds: Dataset, override: KeyOverride) -> None:
     if index is not None or vr == "SQ":
         items = _sequence(current, tag, replace=index is None)
         if index is not None:
-            _ensure_items(items, index)
+            _ensure_items(items, index, budget)
         return
 
     if vr is None:
@@ -419,9 +478,11 @@ def _sequence(ds: Dataset, tag: int, *, replace: bool) -> list:
     return ds[tag].value
 
 
-def _ensure_items(items: list, index: int) -> None:
+def _ensure_items(items: list, index: int, budget: _Budget) -> None:
     from pydicom.dataset import Dataset
 
+    if len(items) <= index:
+        budget.take(index + 1 - len(items))
     while len(items) <= index:
         items.append(Dataset())
 

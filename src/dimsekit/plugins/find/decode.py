@@ -3,9 +3,16 @@ syntax: a fast splitter for plain identifiers, pydicom for the rest."""
 
 from __future__ import annotations
 
-import re
 from io import BytesIO
 from typing import Any
+
+from dimsekit.plugins.find.strict import (
+    NUMBER_PATTERNS,
+    VALUE_SIZE,
+    NotDicom,
+    check_structure,
+    numbers_ok,
+)
 
 SPECIFIC_CHARACTER_SET = 0x00080005
 
@@ -18,10 +25,9 @@ def element_splitter(implicit: bool):
     top level, unknown or switched VRs, truncated data), which is then
     pydicom's to read.  ``tests/test_decode.py`` holds the two side by side.
 
-    Values that :func:`check` would refuse (a binary value that is not a
+    Values that :func:`~dimsekit.plugins.find.strict.check_structure` refuses (a binary value that is not a
     whole number of values, IS/DS text that is not a number) and sequences
-    give None too: pydicom's reader and :func:`check` then say what is
-    wrong.
+    give None too: the strict check then says what is wrong.
     """
     import struct
 
@@ -37,10 +43,9 @@ def element_splitter(implicit: bool):
     vrs = {vr: vr.decode("latin-1") for vr in ENCODED_VR if len(vr) == 2}
     long_vrs = {vr for vr, text in vrs.items() if text in EXPLICIT_VR_LENGTH_32}
     dictionary = DicomDictionary
-    sizes = _SIZES
-    numbers = {"IS": _IS, "DS": _DS}
+    sizes = VALUE_SIZE
+    numbers = NUMBER_PATTERNS
     watched = frozenset({"SQ", *sizes, *numbers})
-    numbers_ok = _numbers_ok
 
     def split(data: bytes) -> dict | None:
         elements = {}
@@ -166,13 +171,14 @@ def decoder(transfer_syntax: Any):
             if deflated:
                 data = zlib.decompress(data, -zlib.MAX_WBITS)
             elements = split(data) if split is not None else None
-            if elements is None:  # pydicom reads it, leniently: look it over
+            if elements is None:  # pydicom's to read, leniently: look it over first
+                try:
+                    check_structure(data, implicit, little, ordered=False)
+                except NotDicom as exc:
+                    decode.problem = str(exc)
+                    return None
                 elements = {elem.tag: elem for elem in
                             data_element_generator(BytesIO(data), implicit, little)}
-                problem = check(elements, implicit)
-                if problem:
-                    decode.problem = problem
-                    return None
             charset = elements.get(SPECIFIC_CHARACTER_SET)
             key = None if charset is None else charset.value
             encoding = encodings.get(key)
@@ -186,87 +192,3 @@ def decoder(transfer_syntax: Any):
 
     decode.problem = None
     return decode
-
-
-#: bytes per value of the binary VRs
-_SIZES = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4,
-          "SV": 8, "UV": 8, "OW": 2, "OF": 4, "OD": 8, "OL": 4, "OV": 8}
-_IS = re.compile(r" *[+-]?[0-9]+ *")
-_DS = re.compile(r" *[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)? *")
-#: deepest sequence nesting looked into (deeper is refused, not recursed)
-MAX_DEPTH = 64
-
-
-def check(elements: dict, implicit: bool, depth: int = 0) -> str | None:
-    """What is wrong with a response identifier's elements (None: nothing).
-
-    pydicom reads leniently and late: a value running past the end is cut
-    short without a word, an unknown VR or a binary value of the wrong
-    length raises only when the value is used (while writing, after other
-    responses were written).  This looks at every element once, cheaply,
-    so that a malformed response is reported as one and skipped: a VR
-    pydicom does not know, a value shorter than its length, a binary value
-    that is not a whole number of values, IS/DS text that is not a number,
-    a sequence whose items cannot be read (or nest deeper than
-    :data:`MAX_DEPTH`).
-    """
-    from pydicom.datadict import DicomDictionary
-
-    for tag, elem in elements.items():
-        vr = elem.VR
-        if vr is None:  # implicit VR: the dictionary's (unknown tags: UN)
-            entry = DicomDictionary.get(tag)
-            vr = entry[0] if entry else "UN"
-        elif vr not in _KNOWN_VRS:
-            return f"unknown VR {vr!r} in ({tag >> 16:04X},{tag & 0xFFFF:04X})"
-        value = elem.value
-        where = f"({tag >> 16:04X},{tag & 0xFFFF:04X}) {vr}"  # the slow path only
-        if vr == "SQ" or not isinstance(value, (bytes, bytearray)):
-            problem = _check_sequence(elem, implicit, depth)
-            if problem:
-                return problem
-            continue
-        length = getattr(elem, "length", len(value))
-        if length != 0xFFFFFFFF and len(value) < length:
-            return f"{where} runs past the end of the data set"
-        size = _SIZES.get(vr)
-        if size and len(value) % size:
-            return f"{where} has {len(value)} bytes, not a whole number of values"
-        if vr in ("IS", "DS") and value and not _numbers_ok(value, _IS if vr == "IS" else _DS):
-            text = bytes(value).decode("latin-1")
-            return f"{where} value {text!r} is not a number"
-    return None
-
-
-def _numbers_ok(value: bytes, pattern: Any) -> bool:
-    """Whether every backslash-separated IS/DS value matches ``pattern``
-    (empty values allowed)."""
-    for part in bytes(value).split(b"\\"):
-        part = part.strip(b" \0")
-        if part and not pattern.fullmatch(part.decode("latin-1")):
-            return False
-    return True
-
-
-def _check_sequence(elem: Any, implicit: bool, depth: int) -> str | None:
-    from pydicom.dataelem import convert_raw_data_element
-
-    if depth >= MAX_DEPTH:
-        return f"sequences nested deeper than {MAX_DEPTH} levels"
-    if type(elem).__name__ == "RawDataElement":
-        elem = convert_raw_data_element(elem)
-    items = elem.value if elem.VR == "SQ" else None
-    for item in items or ():
-        problem = check(item._dict, implicit, depth + 1)
-        if problem:
-            return problem
-    return None
-
-
-def _known_vrs() -> frozenset:
-    from pydicom.valuerep import VR
-
-    return frozenset(str(vr.value) for vr in VR)
-
-
-_KNOWN_VRS = _known_vrs()

@@ -9,39 +9,218 @@ import os
 from typing import Any
 
 from dimsekit.api import UsageError, get_logger
+from dimsekit.plugins.find.strict import (
+    MAX_DEPTH,
+    NotDicom,
+    _tag_text,
+    check_structure,
+)
 
 log = get_logger("find")
 
 
+#: the largest query file read (a real identifier is a few hundred bytes)
+MAX_QUERY_FILE_BYTES = 16 * 1024 * 1024
+#: the most data elements (items included) a query file may hold
+MAX_FILE_ELEMENTS = 20_000
+#: the most sequence items a query file may hold
+MAX_FILE_ITEMS = 10_000
+
 def read_query_file(path: str):
-    """A query file as a dataset (its File Meta dropped); exit 2 if unusable."""
-    from pydicom import dcmread
-    from pydicom.errors import InvalidDicomError
+    """A query file as a dataset (its File Meta dropped); exit 2 if unusable.
 
-    from pydicom.datadict import dictionary_has_tag
-
-    if not os.path.isfile(path):
+    Only DICOM is accepted: a Part-10 file (preamble + ``DICM``) or a bare
+    data set (DCMTK ``dump2dcm -F``), each of which must parse completely and
+    strictly -- every element and item inside its container and the file,
+    known VRs, tags in ascending order, no trailing bytes, sequences nested
+    at most :data:`MAX_DEPTH` levels, binary values of a whole number of
+    values and IS/DS values that are numbers.  pydicom reads what it can of
+    anything (that is its job); the structure is therefore checked here
+    first, without recursion and with bounded work, and pydicom then parses
+    only what passed.
+    """
+    if not os.path.exists(path):
         raise UsageError(f"cannot read query file {path!r}: no such file")
+    if not os.path.isfile(path):
+        raise UsageError(f"cannot read query file {path!r}: not a regular file")
     try:
-        try:
-            ds = dcmread(path)
-            bare = False
-        except InvalidDicomError:
-            ds = dcmread(path, force=True)  # a bare dataset without preamble
-            bare = True
-        for elem in ds.iterall():  # parse now, not halfway through the run
-            elem.value  # noqa: B018
-    except Exception as exc:  # noqa: BLE001 - any parse failure is the file's fault
-        raise UsageError(f"cannot read query file {path!r}: {exc}") from None
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_QUERY_FILE_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read query file {path!r}: {exc.strerror or exc}") from None
+    if len(data) > MAX_QUERY_FILE_BYTES:
+        raise UsageError(f"cannot read query file {path!r}: larger than "
+                         f"{MAX_QUERY_FILE_BYTES // (1024 * 1024)} MiB")
+    try:
+        ds = _parse_strictly(data)
+    except NotDicom as exc:
+        raise UsageError(f"cannot read query file {path!r}: not a DICOM file ({exc})") from None
     if len(ds) == 0:
         raise UsageError(f"query file {path!r} holds no DICOM elements")
-    if bare:
-        # forced parsing reads anything; a real identifier has known tags
-        odd = [t for t in ds.keys() if not t.is_private and not dictionary_has_tag(t)]
-        if odd:
-            raise UsageError(f"cannot read query file {path!r}: not a DICOM file "
-                             f"(unknown tag {odd[0]})")
     return ds
+
+
+def _parse_strictly(data: bytes):
+    """The data set in ``data`` (File Meta dropped), or NotDicom."""
+    import io
+
+    from pydicom import dcmread
+
+    if not data:
+        raise NotDicom("empty file")
+    part10 = len(data) >= 132 and data[128:132] == b"DICM"
+    start = 132 if part10 else 0
+    start, syntax = _scan_file_meta(data, start)
+    body = memoryview(data)[start:]
+    implicit, little, deflated = _encoding(syntax, body)
+    if deflated:
+        body = memoryview(_inflate(body))
+    bare = not part10 and start == 0
+    check_structure(body, implicit, little, bare=bare, max_elements=MAX_FILE_ELEMENTS,
+                    max_items=MAX_FILE_ITEMS)
+    try:
+        ds = dcmread(io.BytesIO(data), force=True)
+    except Exception as exc:  # noqa: BLE001 - whatever pydicom finds wrong
+        raise NotDicom(_one_line(exc)) from None
+    if len(body) and tuple(ds.original_encoding[:2]) != (implicit, little):
+        raise NotDicom("ambiguous encoding")
+    _check_values(ds)
+    return ds
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0][:200] if text else "") or type(exc).__name__
+
+
+def _encoding(syntax: str | None, body) -> tuple[bool, bool, bool]:
+    """(implicit VR, little endian, deflated) of the data set."""
+    if syntax is None:  # a bare data set: pydicom's guess, which is then checked
+        from pydicom.valuerep import STANDARD_VR
+
+        if len(body) < 6:
+            raise NotDicom(f"{len(body)} bytes, too short for a data element")
+        group = int.from_bytes(body[0:2], "little")
+        explicit = bytes(body[4:6]).decode("latin-1") in STANDARD_VR
+        return not explicit, not (explicit and group >= 1024), False
+    from pydicom.uid import UID
+
+    uid = UID(syntax)
+    try:
+        return uid.is_implicit_VR, uid.is_little_endian, uid.is_deflated
+    except ValueError:
+        raise NotDicom(f"unknown Transfer Syntax UID {_clip(syntax)!r}") from None
+
+
+def _inflate(body) -> bytes:
+    import zlib
+
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, MAX_QUERY_FILE_BYTES + 1)
+    except zlib.error as exc:
+        raise NotDicom(f"deflated data set: {exc}") from None
+    if len(out) > MAX_QUERY_FILE_BYTES:
+        raise NotDicom(f"deflated data set larger than "
+                        f"{MAX_QUERY_FILE_BYTES // (1024 * 1024)} MiB")
+    # a NUL pad byte (PS3.5 A.5), or a gzip-style CRC + size, may follow
+    if not inflater.eof or len(inflater.unused_data) > 8:
+        raise NotDicom("deflated data set is truncated or followed by other bytes")
+    return out
+
+
+def _clip(text: str, size: int = 64) -> str:
+    return text if len(text) <= size else f"{text[:size - 3]}..."
+
+
+def _scan_file_meta(data: bytes, pos: int) -> tuple[int, str | None]:
+    """Where the File Meta group (explicit VR little endian, if any) ends,
+    and its Transfer Syntax UID."""
+    from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, STANDARD_VR
+
+    syntax = None
+    last = -1
+    count = 0
+    while len(data) - pos >= 8 and int.from_bytes(data[pos:pos + 2], "little") == 2:
+        count += 1
+        if count > MAX_FILE_ELEMENTS:
+            raise NotDicom(f"more than {MAX_FILE_ELEMENTS} File Meta elements")
+        tag = int.from_bytes(data[pos:pos + 2], "little") << 16 \
+            | int.from_bytes(data[pos + 2:pos + 4], "little")
+        vr = data[pos + 4:pos + 6].decode("latin-1")
+        if vr not in STANDARD_VR or vr == "SQ":
+            raise NotDicom(f"File Meta element {_tag_text(tag)} has a bad VR {vr!r}")
+        if tag <= last:
+            raise NotDicom(f"File Meta element {_tag_text(tag)} out of order")
+        last = tag
+        if vr in EXPLICIT_VR_LENGTH_32:
+            if len(data) - pos < 12:
+                raise NotDicom("truncated File Meta")
+            length, pos = int.from_bytes(data[pos + 8:pos + 12], "little"), pos + 12
+        else:
+            length, pos = int.from_bytes(data[pos + 6:pos + 8], "little"), pos + 8
+        if length > len(data) - pos:
+            raise NotDicom(f"truncated File Meta element {_tag_text(tag)}")
+        if tag == 0x00020010:
+            raw = data[pos:pos + length].rstrip(b"\0 ")
+            try:
+                syntax = raw.decode("ascii")
+            except UnicodeDecodeError:
+                raise NotDicom("bad Transfer Syntax UID") from None
+        pos += length
+    return pos, syntax
+
+
+def _check_values(ds) -> None:
+    """Convert every value now (not halfway through the run); IS and DS
+    values must be numbers.  Without recursion.  (pydicom's warnings about
+    odd values go where the caller sends warnings: the CLI shows them at -d.)"""
+    stack = [ds]
+    while stack:
+        current = stack.pop()
+        for tag in list(current.keys()):
+            try:
+                elem = current[tag]
+            except Exception as exc:  # noqa: BLE001 - any conversion failure
+                raise NotDicom(f"{_tag_text(tag)}: {_one_line(exc)}") from None
+            if elem.VR == "SQ":
+                stack.extend(elem.value)
+            elif elem.VR in ("IS", "DS"):
+                # pydicom keeps what is not a number as a plain str
+                values = elem.value if elem.VM > 1 else [elem.value]
+                bad = [v for v in values if type(v) is str and v.strip(" \0")]
+                if bad:
+                    raise NotDicom(f"{_tag_text(tag)}: {_clip(bad[0])!r} is not "
+                                    f"a valid {elem.VR} value")
+
+
+def _elements(ds):
+    """Every element of ``ds`` and of its sequence items, depth first, in
+    order -- like ``Dataset.iterall`` but without recursion."""
+    from itertools import chain
+
+    stack = [iter(ds)]
+    while stack:
+        elem = next(stack[-1], None)
+        if elem is None:
+            stack.pop()
+            continue
+        yield elem
+        if elem.VR == "SQ" and elem.value:
+            stack.append(chain.from_iterable(elem.value))
+
+
+def _depth(ds) -> int:
+    """How deep sequences nest in ``ds`` (0: none), without recursion."""
+    deepest = 0
+    stack = [(ds, 0)]
+    while stack:
+        current, level = stack.pop()
+        deepest = max(deepest, level)
+        for elem in current:
+            if elem.VR == "SQ":
+                stack.extend((item, level + 1) for item in elem.value)
+    return deepest
 
 
 NEW_VRS = {"UN", "UT", "UC", "UR", "OV", "SV", "UV", "OD", "OL"}
@@ -49,7 +228,7 @@ NEW_VRS = {"UN", "UT", "UC", "UR", "OV", "SV", "UV", "OD", "OL"}
 
 def downgrade_new_vrs(ds) -> None:
     """``-u``: send post-1993 VRs as OB (DCMTK's --disable-new-vr)."""
-    for elem in ds.iterall():
+    for elem in _elements(ds):
         if elem.VR in NEW_VRS:
             value = elem.value
             if isinstance(value, str):
@@ -61,15 +240,50 @@ def downgrade_new_vrs(ds) -> None:
 
 
 def check_encodable(label: str, ds) -> None:
-    from pydicom.filewriter import write_dataset
-    from pydicom.filebase import DicomBytesIO
+    """Encode every value once (explicit VR little endian) so that a value
+    that cannot be sent is a usage error naming it, before the network.
 
-    fp = DicomBytesIO()
-    fp.is_little_endian, fp.is_implicit_VR = True, False
+    Element by element and without recursion: pydicom's ``write_dataset``
+    recurses once per sequence level and re-wraps an error at every level
+    (the message doubles each time), so it is never run here; the nesting is
+    bounded (MAX_DEPTH) before pydicom's own (recursive) VR correction."""
+    from pydicom.charset import default_encoding
+    from pydicom.dataset import Dataset
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import correct_ambiguous_vr, write_data_element
+
+    depth = _depth(ds)
+    if depth > MAX_DEPTH:
+        raise UsageError(f"query {label}: sequences nested {depth} levels deep "
+                         f"(at most {MAX_DEPTH})")
     try:
-        write_dataset(fp, ds)
+        correct_ambiguous_vr(ds, True)
     except Exception as exc:  # noqa: BLE001
-        raise UsageError(f"query {label}: cannot encode the identifier: {exc}") from None
+        raise UsageError(f"query {label}: cannot encode the identifier: "
+                         f"{_one_line(exc)}") from None
+    stack = [(ds, default_encoding)]
+    while stack:
+        current, parent = stack.pop()
+        encodings = current.get("SpecificCharacterSet", parent)
+        for elem in current:
+            if elem.VR == "SQ":
+                for item in elem.value or ():
+                    if not isinstance(item, Dataset):
+                        raise UsageError(f"query {label}: cannot encode "
+                                         f"{_elem_name(elem)}: an item is not a data set")
+                    stack.append((item, encodings))
+                continue
+            fp = DicomBytesIO()
+            fp.is_little_endian, fp.is_implicit_VR = True, False
+            try:
+                write_data_element(fp, elem, encodings)
+            except Exception as exc:  # noqa: BLE001 - whatever pydicom refuses
+                raise UsageError(f"query {label}: cannot encode {_elem_name(elem)}: "
+                                 f"{_one_line(exc)}") from None
+
+
+def _elem_name(elem) -> str:
+    return elem.keyword or _tag_text(elem.tag)
 
 
 TEXT_VRS = {"SH", "LO", "ST", "LT", "UC", "UT", "PN"}
@@ -86,7 +300,7 @@ def _texts(elem) -> list[str]:
 
 def _non_ascii(ds) -> list[Any]:
     """Text elements holding characters outside ASCII."""
-    return [e for e in ds.iterall()
+    return [e for e in _elements(ds)
             if e.VR in TEXT_VRS and any(not t.isascii() for t in _texts(e))]
 
 
