@@ -208,7 +208,7 @@ class SocketGuard:
             return None
         name = PDU_NAMES.get(pdu_type, f"type 0x{pdu_type:02X}")
         offered = " (the maximum PDU length dimsekit offered)" if pdu_type == P_DATA_TF else ""
-        return (f"illegal PDU length: the peer sent a {name} PDU of {length} bytes, "
+        return (f"illegal PDU length: {name} PDU of {length} bytes from the peer, "
                 f"more than {limit}{offered}")
 
     def pdu_timeout(self) -> float | None:
