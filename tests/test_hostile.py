@@ -39,6 +39,7 @@ from hostile import (
     MESSAGE_ID_BEING_RESPONDED_TO,
     PENDING,
     PENDING_WARNING,
+    STUDY_ROOT_FIND,
     STATUS,
     SUCCESS,
     UID_ROOT,
@@ -646,3 +647,117 @@ def test_hostile_peer_over_tls(case_id: str, tmp_path: Path, tls_material) -> No
     uids = output_uids("dump", run.stdout)
     for n in case.good:
         assert study_uid(n) in uids, what
+
+
+# --- found in review: each failed before its fix -----------------------------------
+
+def _log_pdus(conn: PeerConnection) -> None:
+    """Read and log the type of every PDU the client sends until it closes."""
+    while True:
+        pdu_type, _ = conn.read_pdu()
+        conn.log(f"client PDU 0x{pdu_type:02X}")
+
+
+def test_an_abort_over_tls_is_a_tls_record(tmp_path: Path, tls_material) -> None:
+    """Shutting the socket down for reading must not drop the SSL object:
+    the A-ABORT after a DIMSE timeout reaches the peer encrypted."""
+    def scenario(conn: PeerConnection) -> None:
+        find = conn.handshake()
+        conn.respond(find, PENDING, good(1))
+        _log_pdus(conn)
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls_material.server_cert, tls_material.server_key)
+    with HostilePeer(scenario, ssl_context=context) as peer:
+        run = run_find(peer.port, "dump", tmp_path,
+                       ("+tla", "+cf", str(tls_material.ca_cert), "-td", "1"), hang=15)
+    assert run.returncode == 4, run.summary()
+    assert any(e.endswith("client PDU 0x07") for e in peer.events), peer.events
+
+
+def test_an_unanswered_release_ends_at_the_network_timeout_with_ta_0(tmp_path: Path) -> None:
+    """-ta 0: pynetdicom would wait for the A-RELEASE-RP for ever."""
+    def scenario(conn: PeerConnection) -> None:
+        find = conn.handshake()
+        conn.respond(find, PENDING, good(1))
+        conn.respond(find, SUCCESS)
+        _log_pdus(conn)  # never answers the A-RELEASE-RQ
+
+    with HostilePeer(scenario) as peer:
+        run = run_find(peer.port, "json", tmp_path, ("-ta", "0", "-tn", "2"), hang=15)
+    assert run.returncode == 0, run.summary()  # the query itself was complete
+    assert run.elapsed < 2 + SLACK, run.summary()
+    assert output_uids("json", run.stdout) == {study_uid(1)}
+
+
+def test_bytes_an_exchange_leaves_go_to_the_next_one() -> None:
+    """Exchange is public API: responses read into one exchange's buffer
+    but not taken are the next exchange's first."""
+    from io import BytesIO
+
+    from pydicom import Dataset
+    from pynetdicom.dimse_primitives import C_FIND
+    from pynetdicom.dsutils import encode as encode_identifier
+
+    from dimsekit.api import AssociationSettings, Exchange, open_association
+
+    def scenario(conn: PeerConnection) -> None:
+        find = conn.handshake()
+        conn.send(b"".join(conn.response_bytes(find, PENDING, good(n)) for n in (1, 2, 3))
+                  + conn.response_bytes(find, SUCCESS))
+        conn.answer_release()
+
+    with HostilePeer(scenario) as peer:
+        settings = AssociationSettings(peer="127.0.0.1", port=peer.port, dimse_timeout=3)
+        with open_association(settings, [STUDY_ROOT_FIND]) as assoc:
+            cx = assoc.accepted_contexts[0]
+            ts = cx.transfer_syntax[0]
+            query = Dataset()
+            query.QueryRetrieveLevel = "STUDY"
+            request = C_FIND()
+            request.MessageID, request.AffectedSOPClassUID, request.Priority = 1, STUDY_ROOT_FIND, 2
+            request.Identifier = BytesIO(encode_identifier(query, ts.is_implicit_VR,
+                                                           ts.is_little_endian, False))
+            with Exchange(assoc) as first:
+                first.send(request, cx.context_id)
+                assert first.receive().status == PENDING
+                time.sleep(0.3)  # the rest has arrived (read into the buffer)
+            statuses = []
+            with Exchange(assoc) as second:
+                while True:
+                    message = second.receive()
+                    assert message is not None, second.failure
+                    statuses.append(message.status)
+                    if message.status != PENDING:
+                        break
+    assert statuses == [PENDING, PENDING, SUCCESS]
+
+
+def test_ctrl_c_while_negotiating_leaves_no_thread_behind() -> None:
+    """A script's KeyboardInterrupt during ae.associate: pynetdicom's reader
+    thread (not a daemon) must end with it, or the script never exits."""
+    import signal as signals
+    import threading
+
+    from dimsekit.api import AssociationSettings, open_association
+
+    def scenario(conn: PeerConnection) -> None:
+        conn.read_associate_rq()  # and never answer
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals go to the main thread")
+    previous = signals.signal(signals.SIGINT, signals.default_int_handler)
+    try:
+        with HostilePeer(scenario) as peer:
+            settings = AssociationSettings(peer="127.0.0.1", port=peer.port, acse_timeout=10)
+            timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signals.SIGINT))
+            timer.start()
+            with pytest.raises(KeyboardInterrupt):
+                with open_association(settings, [STUDY_ROOT_FIND]):
+                    pass
+            timer.join()
+    finally:
+        signals.signal(signals.SIGINT, previous)
+    lingering = [t.name for t in threading.enumerate()
+                 if not t.daemon and t is not threading.main_thread()]
+    assert lingering == []

@@ -342,6 +342,15 @@ def open_association(
         raise AssociationError(
             f"cannot resolve peer {settings.peer!r}: {exc.strerror or exc}"
         ) from None
+    except BaseException:  # Ctrl-C while negotiating: no thread left behind
+        import threading
+
+        from pynetdicom.dul import DULServiceProvider
+
+        for thread in threading.enumerate():
+            if isinstance(thread, DULServiceProvider) and thread.assoc.ae is ae:
+                end_threads(thread.assoc)
+        raise
     finally:
         transport_log.removeHandler(capture)
         dul_log.removeHandler(capture)
@@ -372,6 +381,10 @@ def open_association(
                         assoc.abort()
                 else:
                     log.info("Releasing Association")
+                    if assoc.acse_timeout is None:
+                        # -ta 0: pynetdicom would wait for the A-RELEASE-RP
+                        # for ever; the network timeout still bounds it
+                        assoc.acse_timeout = settings.network_timeout
                     assoc.release()
         finally:
             end_threads(assoc)

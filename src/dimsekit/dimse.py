@@ -198,8 +198,8 @@ class SocketGuard:
 
     def limit(self, pdu_type: int) -> int | None:
         """The longest PDU of ``pdu_type`` taken from the peer (None: any)."""
-        if pdu_type == P_DATA_TF:
-            return self.max_pdu or None
+        if pdu_type == P_DATA_TF:  # -pdu 0 ("no limit"): the message limit
+            return self.max_pdu or MAX_MESSAGE
         return MAX_CONTROL_PDU
 
     def too_long(self, pdu_type: int, length: int) -> str | None:
@@ -246,7 +246,10 @@ class SocketGuard:
         raw = getattr(self.transport, "socket", None)
         if raw is not None:
             with contextlib.suppress(OSError, ValueError):
-                raw.shutdown(how)
+                # the plain socket's shutdown, also for an SSLSocket: its own
+                # drops the SSL object, and a last A-ABORT would go out in
+                # clear text on the TLS connection
+                socket.socket.shutdown(raw, how)
 
     def recv(self, nr_bytes: int) -> bytearray:
         """``AssociationSocket.recv``: the header of a PDU or its body."""
@@ -458,7 +461,9 @@ class _SocketReader:
         self._want = False
         self._granted = threading.Event()
         self._installed = False
-        self._transport_event = self.dul._is_transport_event
+        # pynetdicom's own method (not a previous reader's, still installed
+        # while it had bytes to give back)
+        self._transport_event = type(self.dul)._is_transport_event.__get__(self.dul)
         self.idle: Any = None  # called before read() waits for the socket
         self._wake = threading.Event()  # ends the DUL thread's parking
 
@@ -515,6 +520,9 @@ class _SocketReader:
             if self._want:
                 self._want = False
                 self.owned = True
+                # between PDUs: bytes an earlier exchange gave back come first
+                self.buffer[:0] = self.guard.pushback
+                self.guard.pushback.clear()
                 self._granted.set()
             owned = self.owned
             if not owned:
@@ -761,7 +769,8 @@ class Exchange:
         import queue
 
         msg_queue = self.assoc.dimse.msg_queue
-        deadline = None if wait is None else time.monotonic() + wait
+        called = time.monotonic()
+        deadline = None if wait is None else called + wait
         while True:
             if guard.failure or guard.ended:
                 with contextlib.suppress(queue.Empty):
@@ -769,11 +778,12 @@ class Exchange:
                     return message
                 return None
             now = time.monotonic()
+            silent_since = max(guard.last_data, called)
             ends = [t for t in (deadline, None if network_timeout is None
-                                else guard.last_data + network_timeout) if t is not None]
+                                else silent_since + network_timeout) if t is not None]
             if ends and now >= min(ends):
                 if network_timeout is not None and (
-                        deadline is None or guard.last_data + network_timeout < deadline):
+                        deadline is None or silent_since + network_timeout < deadline):
                     self.failure = (f"no data from the peer within the network timeout "
                                     f"({network_timeout:g} s)")
                 return None

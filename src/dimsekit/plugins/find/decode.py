@@ -46,6 +46,7 @@ def element_splitter(implicit: bool):
     sizes = VALUE_SIZE
     numbers = NUMBER_PATTERNS
     watched = frozenset({"SQ", *sizes, *numbers})
+    implicit_vrs: dict[int, str | None] = {}  # tag -> watched dictionary VR
 
     def split(data: bytes) -> dict | None:
         elements = {}
@@ -74,14 +75,23 @@ def element_splitter(implicit: bool):
                 return None
             tag = BaseTag(group << 16 | elem)
             value = data[pos:pos + length] if length else empty_value_for_VR(vr, raw=True)
-            if implicit:
-                entry = dictionary.get(tag)
-                known = entry[0] if entry else None
+            if implicit:  # the dictionary's VR if it is one to look at
+                key = group << 16 | elem  # a plain int: BaseTag compares in Python
+                known = implicit_vrs.get(key, _UNSEEN)
+                if known is _UNSEEN:
+                    entry = dictionary.get(key)
+                    known = implicit_vrs[key] = (entry[0] if entry and entry[0] in watched
+                                                 else None)
             else:
                 known = vr
             if known in watched:
-                if known == "SQ":
-                    return None
+                if known == "SQ":  # its items looked over, the element kept raw
+                    if length:
+                        try:
+                            check_structure(value, implicit, True, ordered=False,
+                                            sequence=True)
+                        except NotDicom:
+                            return None
                 size = sizes.get(known)
                 if size and length % size:
                     return None
@@ -93,6 +103,9 @@ def element_splitter(implicit: bool):
         return elements
 
     return split
+
+
+_UNSEEN = object()
 
 
 def dataset_maker(implicit: bool, little: bool):

@@ -91,6 +91,10 @@ class Extractor:
             if pending is not None:
                 pending.discard()
             raise self.error(name, exc) from None
+        except BaseException:  # Ctrl-C in the middle: no half file, no .part
+            if pending is not None:
+                pending.discard()
+            raise
 
     def error(self, name: str, exc: OSError) -> OutputError:
         """The one line that says which response file failed, and why."""

@@ -274,9 +274,13 @@ class _Runner:
                                                         how=getattr(exc, "how", None)))
                 interrupted = time.monotonic()
                 cancelled = True
+                try:
+                    exchange.cancel(self.msg_id, cx.context_id)
+                except (RuntimeError, OSError):  # the association is gone already
+                    raise Interrupted(self._interrupted(query, pending,
+                                                        answered=False)) from None
                 log.warning("interrupted: C-CANCEL sent; waiting up to %g s for the peer "
                             "to end the query (Ctrl-C again to abort)", INTERRUPT_GRACE)
-                exchange.cancel(self.msg_id, cx.context_id)
 
     def _check(self, query: Query, message: Any, cx: Any, pending: int,
                last: float) -> int:

@@ -27,8 +27,8 @@ VALUE_SIZE = {"US": 2, "SS": 2, "OW": 2, "AT": 4, "UL": 4, "SL": 4, "FL": 4, "OF
                "OL": 4, "FD": 8, "OD": 8, "UV": 8, "SV": 8, "OV": 8}
 
 
-_IS = re.compile(r" *[+-]?[0-9]+ *")
-_DS = re.compile(r" *[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)? *")
+_IS = re.compile(rb"[ ]*[+-]?[0-9]+[ \0]*")
+_DS = re.compile(rb"[ ]*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?[ \0]*")
 NUMBER_PATTERNS = {"IS": _IS, "DS": _DS}
 
 
@@ -39,9 +39,11 @@ class NotDicom(Exception):
 def numbers_ok(value: Any, pattern: Any) -> bool:
     """Whether every backslash-separated IS/DS value in ``value`` (bytes)
     matches ``pattern`` (empty values allowed)."""
-    for part in bytes(value).split(b"\\"):
-        part = part.strip(b" \0")
-        if part and not pattern.fullmatch(part.decode("latin-1")):
+    value = bytes(value)
+    if pattern.fullmatch(value):  # the usual case: one number
+        return True
+    for part in value.split(b"\\"):
+        if part.strip(b" \0") and not pattern.fullmatch(part):
             return False
     return True
 
@@ -66,7 +68,7 @@ class _Frame:
 
 def check_structure(body, implicit: bool, little: bool, *, bare: bool = False,
                     ordered: bool = True, max_elements: int | None = None,
-                    max_items: int | None = None) -> None:
+                    max_items: int | None = None, sequence: bool = False) -> None:
     """Walk the data set in ``body`` -- its elements, items and delimiters,
     not their values but for IS/DS -- without recursion; NotDicom at the
     first thing that is not strictly DICOM: an element or item that runs
@@ -75,13 +77,15 @@ def check_structure(body, implicit: bool, little: bool, *, bare: bool = False,
     that is not a number, nesting deeper than MAX_DEPTH, more than
     ``max_elements`` elements or ``max_items`` items; with ``ordered``,
     tags out of ascending order; with ``bare`` (a file without preamble),
-    public tags the dictionary does not know."""
+    public tags the dictionary does not know.  With ``sequence``, ``body``
+    is the value of a sequence element (its items), one level deep."""
     from pydicom.datadict import dictionary_has_tag, dictionary_VR
     from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, STANDARD_VR
 
     size = len(body)
-    stack = [_Frame("ds", size, size, implicit, little)]
+    stack = [_Frame("sq" if sequence else "ds", size, size, implicit, little)]
     count = items = depth = pos = at = 0
+    depth = int(sequence)
 
     def where(tag: int) -> str:
         return f"{_tag_text(tag)} at byte {at}"
