@@ -447,3 +447,41 @@ def test_pending_file_with_o_tmpfile_is_never_seen_half_written(tmp_path):
     assert (tmp_path / "x").read_bytes() == b"data"
     assert [p.name for p in tmp_path.iterdir()] == ["x"]
 
+
+
+# -- -o on what is not a regular file ------------------------------------------------
+
+
+def test_o_on_a_device_writes_to_it_and_never_replaces_it(make_scp, tmp_path):
+    """/dev/full: written to (exit 5: no space), and still the device after;
+    renaming a file over it would have replaced the device (as root)."""
+    scp = make_scp(repeat_matches=50)
+    before = os.stat("/dev/full")
+    result = find(scp, *STUDY_Q, "--format", "json", "-o", "/dev/full", cwd=tmp_path)
+    assert_one_error(result, 5, "/dev/full", "No space left on device")
+    after = os.stat("/dev/full")
+    assert (after.st_mode, after.st_rdev, after.st_ino) == (
+        before.st_mode, before.st_rdev, before.st_ino)
+
+
+def test_o_on_a_fifo_feeds_its_reader(make_scp, tmp_path):
+    scp = make_scp(repeat_matches=3)
+    fifo = tmp_path / "responses"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    result = find(scp, *STUDY_Q, "--format", "json", "-o", fifo, cwd=tmp_path)
+    out, _ = reader.communicate(timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(out)) == 3
+    assert fifo.is_fifo()
+
+
+def test_o_through_a_symlink_replaces_its_target_and_keeps_the_link(make_scp, tmp_path):
+    scp = make_scp(repeat_matches=2)
+    (tmp_path / "target.json").write_bytes(OLD)
+    (tmp_path / "link.json").symlink_to("target.json")
+    result = find(scp, *STUDY_Q, "--format", "json", "-o", "link.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "link.json").is_symlink()
+    assert len(json.loads((tmp_path / "target.json").read_text())) == 2
+    assert not leftovers(tmp_path)

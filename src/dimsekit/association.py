@@ -379,6 +379,11 @@ def open_association(
                         # (in Sta13 pynetdicom has aborted already: a second
                         # abort is an invalid event that kills its thread)
                         assoc.abort()
+                elif _peer_gone(assoc):
+                    # nothing left to release with (pynetdicom would wait
+                    # the whole ACSE timeout for an answer that cannot come)
+                    log.warning("%s:%s closed the connection before the association "
+                                "was released", settings.peer, settings.port)
                 else:
                     log.info("Releasing Association")
                     if assoc.acse_timeout is None:
@@ -402,6 +407,12 @@ def _check_peer_max_pdu(settings: AssociationSettings, assoc: Any) -> None:
             f"{settings.peer}:{settings.port} accepted the association with a maximum "
             f"PDU length of {peer_max} bytes, too small to carry a request "
             f"(at least {MIN_PEER_PDU})")
+
+
+def _peer_gone(assoc: Any) -> bool:
+    """The connection has ended: the DUL thread stopped or read its end."""
+    guard = getattr(assoc, "_dimsekit_guard", None)
+    return not assoc.dul.is_alive() or (guard is not None and guard.closed)
 
 
 def _guard_of(assoc: Any, action: str) -> None:

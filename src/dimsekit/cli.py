@@ -16,7 +16,7 @@ from typing import Any, NoReturn, Sequence
 import click
 
 from dimsekit import argv as argv_mod
-from dimsekit.errors import DimsekitError, ExitCode, Terminated
+from dimsekit.errors import DimsekitError, ExitCode, Interrupted, Terminated
 from dimsekit.host import Host, PluginError
 from dimsekit.logs import current_level
 from dimsekit.options import version_option
@@ -47,6 +47,8 @@ class _LazyGroup(click.Group):
             return super().invoke(ctx)
         except BrokenPipeError as exc:
             raise _PipeClosed(exc) from None
+        except KeyboardInterrupt as exc:  # before click prints a blank line for it
+            raise Interrupted(getattr(exc, "how", None) or "interrupted") from None
 
     def __init__(self, *args, host: Host, **kwargs):
         super().__init__(*args, **kwargs)

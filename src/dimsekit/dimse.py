@@ -179,6 +179,8 @@ class SocketGuard:
         self.ended: str | None = None
         #: time.monotonic() of the last bytes read from the socket
         self.last_data = time.monotonic()
+        #: the peer closed the connection (a read found its end)
+        self.closed = False
         self._stopped = False
         self._pdu: tuple[int, int] | None = None  # (type, length) awaiting its body
         self._deadline: float | None = None
@@ -317,6 +319,7 @@ class SocketGuard:
                     continue
                 break
             if not chunk:
+                self.closed = True
                 break
             data += chunk
             self.last_data = time.monotonic()
@@ -612,6 +615,7 @@ class _SocketReader:
                                        f"timeout ({network_timeout:g} s)")
                 raise TimeoutError
             if not data:
+                self.guard.closed = True
                 self.release(keep=False)
                 raise PeerEnded("the peer closed the connection"
                                 + (" in the middle of a PDU" if buffer else ""))

@@ -74,7 +74,7 @@ _handler: logging.Handler | None = None
 #: what pynetdicom's Association logs at INFO right after dimsekit's
 #: association module said the same (with more detail): shown once, not twice
 _SAID_BY_THE_HOST = frozenset({"Requesting Association", "Releasing Association",
-                               "Aborting Association"})
+                               "Aborting Association", "Sending C-CANCEL request"})
 
 
 class _PynetdicomFilter(logging.Filter):

@@ -169,7 +169,9 @@ def build_find_command(host: Host) -> click.Command:
         inferred from QueryRetrieveLevel (PATIENT: patient root; other:
         study root; none: modality worklist).  Exit status: 0 success,
         1 failure status from the peer, 2 usage error, 3 no association,
-        4 association lost or timed out mid-query.
+        4 results may be incomplete (association lost, timed out or broken
+        mid-query, malformed responses skipped), 5 results could not be
+        written, 70 internal error, 130 interrupted.
         """
         from dimsekit.plugins.find.run import FindRequest, run_find
 

@@ -35,12 +35,25 @@ class Output:
     def __init__(self, path: str | None):
         self.path = path
         self._file: PendingFile | None = None
+        self._direct = False  # written in place: a device or a FIFO
         if path is None:
             self.stream: BinaryIO = _stdout()
             return
         if os.path.isdir(path):
             raise UsageError(f"cannot write output file {path!r}: it is a directory")
-        directory = os.path.dirname(os.path.abspath(path))
+        # a symbolic link stays one: the file it points to is replaced
+        self._target = os.path.realpath(path)
+        if os.path.exists(self._target) and not os.path.isfile(self._target):
+            # a device or a FIFO (/dev/stdout, a named pipe) is written to, as
+            # a shell's > does; renaming a file over it would destroy it
+            try:
+                self.stream = open(self._target, "wb", buffering=BUFFER_SIZE)
+            except OSError as exc:
+                raise UsageError(f"cannot write output file {path!r}: "
+                                 f"{_reason(exc)}") from None
+            self._direct = True
+            return
+        directory = os.path.dirname(self._target)
         try:
             self._file = PendingFile(directory, buffering=BUFFER_SIZE)
         except OSError as exc:
@@ -53,19 +66,25 @@ class Output:
         Raises OSError when the last bytes cannot be written or the file
         cannot be put in place; call :meth:`discard` then.
         """
+        if self._direct:
+            self.stream.close()
+            return
         if self._file is None:
             self.stream.flush()
             return
         if not keep:
             self.discard()
             return
-        self._file.publish(self.path, replace=True)
+        self._file.publish(self._target, replace=True)
         self._file = None
 
     def discard(self) -> None:
         """After a failure: drop what is not written yet (a file's whole
         content, so an existing FILE stays as it was).  Never raises."""
-        if self._file is not None:
+        if self._direct:
+            with contextlib.suppress(OSError, ValueError):
+                self.stream.close()
+        elif self._file is not None:
             self._file.discard()
             self._file = None
         elif self.path is None:
@@ -77,6 +96,8 @@ class Output:
         """The one line that says which output failed, and why."""
         if self.path is None:
             return OutputError(f"cannot write the responses to stdout: {_reason(exc)}")
+        if self._direct:
+            return OutputError(f"cannot write output file {self.path!r}: {_reason(exc)}")
         state = ("the existing file is left unchanged" if os.path.lexists(self.path)
                  else "no file created")
         return OutputError(f"cannot write output file {self.path!r}: {_reason(exc)} "

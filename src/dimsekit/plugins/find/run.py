@@ -182,6 +182,7 @@ class _Runner:
         #: "query X, response N" of each response that was skipped
         self.skipped: list[str] = []
         self.msg_id = 0
+        self.written_now = 0
 
     def context_for(self, model: InformationModel):
         for cx in self.assoc.accepted_contexts:
@@ -228,6 +229,7 @@ class _Runner:
 
         cancel_after = self.request.cancel_after
         pending = 0
+        self.written_now = 0  # responses to this request written out
         cancelled = False
         interrupted: float | None = None  # when the first Ctrl-C came
         last = time.monotonic()
@@ -312,14 +314,22 @@ class _Runner:
     def _write(self, ds: Any, info: "Response", query: Query) -> None:
         try:
             self.sinks.write(ds, info)
+            self.written_now += 1
         except (DimsekitError, OSError):
             raise
         except Exception as exc:  # noqa: BLE001 - a value no writer can format
             self._skip(query, info.number, f"{type(exc).__name__}: {exc}".splitlines()[0])
 
+    def _got(self) -> str:
+        """"after N responses": those of this request that were written (and
+        of the whole run, when that is more: --repeat, several queries)."""
+        n, total = self.written_now, getattr(self.sinks, "count", self.written_now)
+        got = f"after {n} response{'s' * (n != 1)}"
+        return got if total == n else f"{got} ({total} written in all)"
+
     def _interrupted(self, query: Query, pending: int, *, answered: bool,
                      how: str | None = None) -> str:
-        got = f"after {pending} response{'s' * (pending != 1)}"
+        got = self._got()
         if how:
             return f"query {query.label}: {how}: association aborted {got}"
         if answered:
@@ -343,7 +353,7 @@ class _Runner:
 
     def _lost(self, query: Query, pending: int, last: float, failure: str | None) -> str:
         timeout = self.request.settings.dimse_timeout
-        got = f"after {pending} response{'s' * (pending != 1)}"
+        got = self._got()
         if failure:
             return f"query {query.label}: {failure} {got}; results may be incomplete"
         if timeout and time.monotonic() - last >= timeout * 0.9:
