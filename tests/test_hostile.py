@@ -538,6 +538,10 @@ SUCCESS_CASES = [
     Case("ok-one-byte-pdv-per-pdu", pendings(1, 2, 3, mode="pdv1pdu"), 0, good=(1, 2, 3)),
     Case("ok-one-byte-per-tcp-send", pendings(1, 2, 3, tcp1=True, delay=0.0005), 0, good=(1, 2, 3)),
     Case("ok-ac-max-pdu-4096", pendings(1, 2, max_pdu=4096), 0, good=(1, 2)),
+    # PS3.8: 0 is "no limit"; the largest value and no length item at all
+    Case("ok-ac-max-pdu-0", pendings(1, 2, max_pdu=0), 0, good=(1, 2)),
+    Case("ok-ac-max-pdu-huge", pendings(1, 2, max_pdu=0xFFFFFFFF), 0, good=(1, 2)),
+    Case("ok-ac-without-max-pdu-item", pendings(1, 2, max_pdu=None), 0, good=(1, 2)),
     # the query ended with Success: an abort instead of A-RELEASE-RP loses nothing
     Case("ok-abort-instead-of-release-rp", abort_at_release, 0, good=(1,)),
 ]

@@ -401,6 +401,17 @@ MIN_PEER_PDU = 64
 
 
 def _check_peer_max_pdu(settings: AssociationSettings, assoc: Any) -> None:
+    if getattr(assoc.acceptor, "maximum_length", 0) is None:
+        # PS3.8 D.1 makes the item mandatory; pynetdicom cannot send without
+        # a value (TypeError): take its absence as "no limit", as 0 says
+        from pynetdicom.pdu_primitives import MaximumLengthNotification
+
+        log.warning("%s:%s accepted the association without a Maximum Length item; "
+                    "taking its maximum PDU length as unlimited", settings.peer,
+                    settings.port)
+        item = MaximumLengthNotification()
+        item.maximum_length_received = 0
+        assoc.acceptor.primitive.user_information.append(item)
     peer_max = getattr(assoc.acceptor, "maximum_length", 0) or 0
     if 0 < peer_max < MIN_PEER_PDU:
         raise AssociationError(
