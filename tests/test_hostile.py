@@ -315,6 +315,13 @@ ASSOCIATION_CASES = [
     Case("assoc-accepts-only-unproposed-context",
          reply_with(lambda c: c.associate_ac(contexts=[AcceptedContext(201, 0)])), 3),
     Case("assoc-max-pdu-1", reply_with(lambda c: c.associate_ac(max_pdu=1)), 3),
+    # PS3.8 9.3.3.2: the accepted transfer syntax must be one that was proposed
+    Case("assoc-ac-unproposed-transfer-syntax",
+         reply_with(lambda c: c.associate_ac(transfer_syntax="1.2.840.10008.1.2.4.50")), 3,
+         e_pattern="did not propose"),
+    Case("assoc-ac-bogus-transfer-syntax",
+         reply_with(lambda c: c.associate_ac(transfer_syntax="1.2.3.4")), 3,
+         e_pattern="did not propose"),
     Case("assoc-silence-until-ta", reply(b""), 3, wait=1, args=("-ta", "1")),
     Case("assoc-ac-dribbled-slower-than-ta",
          reply_with(lambda c: c.associate_ac(), per_byte=True, delay=0.06), 3,

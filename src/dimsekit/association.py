@@ -362,6 +362,7 @@ def open_association(
     ok = False
     try:
         _check_peer_max_pdu(settings, assoc)
+        _check_transfer_syntaxes(settings, assoc, contexts)
         _log_negotiation(assoc, ext_neg)
         yield assoc
         ok = True
@@ -430,6 +431,20 @@ def _guard_of(assoc: Any, action: str) -> None:
     guard = getattr(assoc, "_dimsekit_guard", None)
     if guard is not None:
         getattr(guard, action)()
+
+
+def _check_transfer_syntaxes(settings: AssociationSettings, assoc: Any,
+                             proposed: list[Any]) -> None:
+    """PS3.8 9.3.3.2: an accepted context carries one of the transfer syntaxes
+    proposed for it; anything else cannot be spoken (or is not one at all)."""
+    offered = {cx.abstract_syntax: set(cx.transfer_syntax) for cx in proposed}
+    for cx in assoc.accepted_contexts:
+        chosen = cx.transfer_syntax[0] if cx.transfer_syntax else None
+        if chosen not in offered.get(cx.abstract_syntax, ()):
+            raise AssociationError(
+                f"{settings.peer}:{settings.port} accepted {_uid_name(cx.abstract_syntax)} "
+                f"with transfer syntax {_uid_name(chosen) if chosen else None}, which "
+                f"dimsekit did not propose")
 
 
 def end_threads(assoc: Any, grace: float = 2.0) -> None:
