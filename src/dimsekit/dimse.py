@@ -38,21 +38,29 @@ What an open :class:`Exchange` takes over:
 * Reading the socket, when it is a plain TCP socket: the calling thread
   takes the socket from the DUL thread (at a point where the DUL is between
   PDUs) and reads P-DATA-TF PDUs itself, many per ``recv``.  The first PDU of
-  any other type (A-ABORT, A-RELEASE-RQ, garbage), the end of the
-  connection or a socket error ends that: the bytes read but not used go
-  back to the DUL thread, which reads them as if they had just arrived, and
-  the exchange goes on the way it does over TLS.  Over TLS the DUL thread
+  any other type (A-ABORT, A-RELEASE-RQ, an unknown type), a PDU longer
+  than the maximum length offered, the end of the connection or a socket
+  error ends the exchange at once, with the reason in words
+  (:attr:`Exchange.failure`).  Bytes read but not used when an exchange
+  ends normally go to the :class:`SocketGuard`, which serves them to the
+  next exchange or to the DUL thread first.  Over TLS the DUL thread
   keeps reading (one SSL object must not be used by two threads at once:
   the DUL thread sends while the caller reads); an exchange then replaces
   only ``DIMSEServiceProvider.receive_primitive``, the step that turns the
   P-DATA the DUL thread read into messages, and takes messages off
   pynetdicom's queue.
 
+Whoever reads, every read pynetdicom's DUL thread makes goes through a
+:class:`SocketGuard`: bounded in length and time, and ended at once when a
+run gives up (the DUL thread is not a daemon: a read blocked for ever
+would keep the process alive).
+
 While an exchange is open, pynetdicom's association reactor is paused, as
 its own ``send_c_*`` methods pause it, so that it does not take responses
 off the queue.  All of this relies on pynetdicom 3.0's internals (the
 reactor checkpoint, ``DULServiceProvider._is_transport_event``,
-``_read_pdu_data`` and the idle timer); pyproject.toml pins pynetdicom < 3.1.
+``_read_pdu_data``, ``AssociationSocket.recv``, the state machine's state
+and the idle timer); pyproject.toml pins pynetdicom < 3.1.
 """
 
 from __future__ import annotations
