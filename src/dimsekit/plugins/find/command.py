@@ -98,6 +98,24 @@ def _show_responses_by_default(kwargs: dict[str, Any]) -> bool:
     return not extracting or kwargs.get("output") is not None
 
 
+def tune_process() -> None:
+    """What the command line does to its own process before a run (the
+    library does none of it): everything long-lived is imported and built
+    by now, so the cyclic GC need not walk it again on every collection and
+    at exit (~30 ms a run); and below -v, pydicom does not check every value
+    of every response for complaints nobody will see."""
+    import gc
+    import logging
+
+    from pydicom import config
+
+    from dimsekit.api import get_logger
+
+    gc.freeze()
+    if not get_logger("find").isEnabledFor(logging.INFO):
+        config.settings.reading_validation_mode = config.IGNORE
+
+
 def build_find_command(host: Host) -> click.Command:
     """The ``find`` command for the models, flags and writers ``host`` has."""
     formats = [w.name for w in host.writers(SERVICE)] or ["dump"]
@@ -184,6 +202,7 @@ def build_find_command(host: Host) -> click.Command:
         if kwargs.get("show_responses") is None:
             kwargs["show_responses"] = _show_responses_by_default(kwargs)
         request = FindRequest.from_cli(host=host, query_files=ordered, **kwargs)
+        tune_process()
         return run_find(request)
 
     for deco in reversed(decorators):

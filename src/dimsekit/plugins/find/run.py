@@ -368,10 +368,10 @@ def _log_identifier(level: int, title: str, ds: Any) -> None:
     log.log(level, "# %s\n%s", title, format_dataset(ds))
 
 def run_find(request: FindRequest) -> int:
-    """Send every query; return the exit code (or raise a DimsekitError)."""
-    import gc
+    """Send every query; return the exit code (or raise a DimsekitError).
 
-    from pydicom import config
+    Changes no process-wide state (the CLI tunes its own process first:
+    :func:`dimsekit.plugins.find.command.tune_process`)."""
     from pynetdicom.pdu_primitives import SOPClassExtendedNegotiation
 
     items = []
@@ -383,14 +383,6 @@ def run_find(request: FindRequest) -> int:
     uids = list(dict.fromkeys(q.model.sop_class_uid for q in request.queries))
 
     sinks = Sinks(request)
-    # everything long-lived is imported and built by now: the cyclic GC
-    # need not walk it again on every collection and at exit (~30 ms a run)
-    gc.freeze()
-    validation = config.settings.reading_validation_mode
-    if not log.isEnabledFor(logging.INFO):
-        # pydicom's complaints about odd values are shown from -v on;
-        # below that, checking every value of every response is wasted
-        config.settings.reading_validation_mode = config.IGNORE
     completed = False
     try:
         with open_association(request.settings, uids, ext_neg=items) as assoc:
@@ -398,7 +390,6 @@ def run_find(request: FindRequest) -> int:
             runner.run()
         completed = True
     finally:
-        config.settings.reading_validation_mode = validation
         sinks.end(completed=completed)
     if runner.skipped:
         for failure in runner.failures:
