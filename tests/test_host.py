@@ -54,6 +54,17 @@ def test_two_plugins_with_one_command_name_is_an_error_naming_both():
         host.commands()
 
 
+def test_a_second_plugin_under_a_taken_name_leaves_the_first_working(capsys):
+    host = Host(pluggy.PluginManager("dimsekit"))
+    assert host.register(HelloPlugin(), "hello") is True
+    assert host.register(HelloPlugin(), "hello") is False
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'hello' is already loaded" in err
+    assert host.plugins["hello"].status == "loaded"
+    result = CliRunner().invoke(build_cli(host), ["hello", "world"])
+    assert result.output == "hello world\n"
+
+
 def test_a_plugin_may_not_shadow_a_host_command():
     class Shadow:
         @hookimpl

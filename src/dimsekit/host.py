@@ -50,7 +50,16 @@ class Host:
 
     def register(self, plugin: Any, name: str, *, distribution: str | None = None,
                  version: str | None = None, dist: Any = None) -> bool:
-        """Register ``plugin`` under ``name``; a failure costs a warning line."""
+        """Register ``plugin`` under ``name``; a failure costs a warning line.
+
+        A second plugin under a name already taken is skipped with a warning;
+        the first one, which works, keeps its name and its status."""
+        if self.pm.has_plugin(name):
+            first = self.plugins.get(name)
+            owner = f" (distribution {first.distribution})" if first and first.distribution else ""
+            warn(f"plugin {name!r}{owner} is already loaded: a second plugin under "
+                 f"that name skipped")
+            return False
         info = PluginInfo(name, distribution, version, "loaded", dist=dist)
         self.plugins[name] = info
         try:
