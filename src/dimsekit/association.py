@@ -47,7 +47,6 @@ class _Observed:
 
     connected: bool = False
     accepted: bool = False
-    rejection: Any = None
     peer_aborted: bool = False
     connect_errors: list[str] = field(default_factory=list)
     #: ``(stage, exception or None, when)`` for each TLS error the socket
@@ -109,8 +108,6 @@ def _on_acse_recv(event: Any, observed: _Observed) -> None:
     result = getattr(primitive, "result", None)
     if result == 0x00:
         observed.accepted = True
-    elif result in (0x01, 0x02):
-        observed.rejection = primitive
     elif hasattr(primitive, "abort_source") or hasattr(primitive, "provider_reason"):
         observed.peer_aborted = True  # A-ABORT / A-P-ABORT from the other side
         # an A-ABORT PDU came (A-P-ABORT: the connection just closed)
@@ -191,20 +188,6 @@ def _tls_failure(settings: AssociationSettings, observed: _Observed) -> str | No
             f"association request{hint(tls, None)}")
 
 
-def _queued_rejection(assoc: Any) -> Any:
-    """A reject pynetdicom received but never read.
-
-    A peer that closes the connection right after A-ASSOCIATE-RJ (DCMTK's
-    dcmqrscp does) makes pynetdicom stop waiting before it reads the reply,
-    which stays queued for the (gone) user.
-    """
-    queue = getattr(getattr(assoc, "dul", None), "to_user_queue", None)
-    for primitive in list(getattr(queue, "queue", ())):
-        if getattr(primitive, "result", None) in (0x01, 0x02):
-            return primitive
-    return None
-
-
 def _failure(settings: AssociationSettings, assoc: Any, observed: _Observed,
              elapsed: float = 0.0) -> str:
     from dimsekit.dimse import describe_reject
@@ -215,16 +198,10 @@ def _failure(settings: AssociationSettings, assoc: Any, observed: _Observed,
         return f"association rejected by {where}: {describe_reject(*guard.reject)}"
     if guard is not None and guard.failure:
         return f"no association with {where}: {guard.failure}"
-    if observed.rejection is None:
-        observed.rejection = _queued_rejection(assoc)
-    if settings.tls is not None and observed.rejection is None:
+    if settings.tls is not None:
         reason = _tls_failure(settings, observed)
         if reason:
             return reason
-    if observed.rejection is not None:
-        rj = observed.rejection
-        return (f"association rejected by {where}: {rj.result_str} "
-                f"(source: {rj.source_str}, reason: {rj.reason_str})")
     if not observed.connected:
         reason = observed.connect_errors[-1] if observed.connect_errors else "no connection"
         return f"cannot connect to {where}: {reason}"
@@ -373,7 +350,9 @@ def open_association(
                     log.info("Aborting Association")
                     # nothing more is read: a DUL thread blocked in a read
                     # would hold up pynetdicom's abort (it waits for it)
-                    _guard_of(assoc, "stop_reading")
+                    guard = _guard(assoc)
+                    if guard is not None:
+                        guard.stop_reading()
                     state = getattr(getattr(assoc.dul, "state_machine", None),
                                     "current_state", "Sta6")
                     if state not in ("Sta1", "Sta13"):
@@ -421,16 +400,18 @@ def _check_peer_max_pdu(settings: AssociationSettings, assoc: Any) -> None:
             f"(at least {MIN_PEER_PDU})")
 
 
+def _guard(assoc: Any) -> Any:
+    """The association's socket guard, if it has one (dimsekit.dimse loads
+    only when an association exists: not for --help)."""
+    from dimsekit.dimse import SocketGuard
+
+    return SocketGuard.installed(assoc)
+
+
 def _peer_gone(assoc: Any) -> bool:
     """The connection has ended: the DUL thread stopped or read its end."""
-    guard = getattr(assoc, "_dimsekit_guard", None)
+    guard = _guard(assoc)
     return not assoc.dul.is_alive() or (guard is not None and guard.closed)
-
-
-def _guard_of(assoc: Any, action: str) -> None:
-    guard = getattr(assoc, "_dimsekit_guard", None)
-    if guard is not None:
-        getattr(guard, action)()
 
 
 def _check_transfer_syntaxes(settings: AssociationSettings, assoc: Any,
@@ -455,6 +436,8 @@ def end_threads(assoc: Any, grace: float = 2.0) -> None:
     dul = getattr(assoc, "dul", None)
     if dul is None or not dul.is_alive():
         return
-    _guard_of(assoc, "stop")
+    guard = _guard(assoc)
+    if guard is not None:
+        guard.stop()
     dul.kill_dul()
     dul.join(grace)

@@ -150,6 +150,33 @@ def describe_abort(source: int, reason: int) -> str:
     return text
 
 
+def describe_ending_pdu(pdu_type: int, body: bytes = b"") -> str:
+    """Why a PDU other than P-DATA-TF ends an exchange, in words (``body``:
+    as much of the PDU after its header as is known)."""
+    if pdu_type == A_ABORT:
+        if len(body) >= 4:
+            return f"the peer aborted the association ({describe_abort(body[2], body[3])})"
+        return "the peer aborted the association"
+    if pdu_type == A_RELEASE_RQ:
+        return "the peer asked to release the association in the middle of the request"
+    if pdu_type in PDU_NAMES:
+        return f"the peer sent an unexpected {PDU_NAMES[pdu_type]} PDU"
+    return f"the peer sent a PDU of unknown type 0x{pdu_type:02X}"
+
+
+def _wait_end(deadline: float | None, silent_since: float,
+              network_timeout: float | None) -> tuple[float | None, str | None]:
+    """When a wait for the peer ends (None: never) and, when it is the
+    network timeout that ends it, what to say then."""
+    if network_timeout is None:
+        return deadline, None
+    silence_end = silent_since + network_timeout
+    if deadline is not None and deadline <= silence_end:
+        return deadline, None
+    return silence_end, (f"no data from the peer within the network timeout "
+                         f"({network_timeout:g} s)")
+
+
 class SocketGuard:
     """Bounds every read pynetdicom's DUL thread makes from the peer.
 
@@ -196,10 +223,15 @@ class SocketGuard:
         self.max_pdu = getattr(requestor, "maximum_length", 0) or 0
         self.transport.recv = self.recv  # shadows AssociationSocket.recv
 
+    @staticmethod
+    def installed(assoc: Any) -> "SocketGuard | None":
+        """The association's guard, if it has one."""
+        return getattr(assoc, "_dimsekit_guard", None)
+
     @classmethod
     def of(cls, assoc: Any) -> "SocketGuard":
         """The association's guard, installed now if it has none."""
-        guard = getattr(assoc, "_dimsekit_guard", None)
+        guard = cls.installed(assoc)
         if guard is None or guard.transport is not assoc.dul.socket:
             guard = assoc._dimsekit_guard = cls(assoc)
         return guard
@@ -272,7 +304,7 @@ class SocketGuard:
                 if self.assoc.is_established and pdu_type != P_DATA_TF:
                     # what ends an exchange, said now: pynetdicom would let
                     # the caller wait for the DIMSE timeout on some of these
-                    self.ended = self.ended or _SocketReader._other_pdu(pdu_type, b"")
+                    self.ended = self.ended or describe_ending_pdu(pdu_type)
                 if pdu_type in PDU_NAMES:
                     refused = self.too_long(pdu_type, length)
                     if refused:
@@ -289,8 +321,8 @@ class SocketGuard:
         if pdu_type == A_ABORT and len(data) >= 4:
             self.abort = (data[2], data[3])
             if self.assoc.is_established:
-                self.ended = _SocketReader._other_pdu(pdu_type, data)
-        if pdu_type == 0x03 and len(data) == 4 and length == 4:
+                self.ended = describe_ending_pdu(pdu_type, data)
+        if pdu_type == 0x03 and len(data) >= 4:  # A-ASSOCIATE-RJ
             result, source, reason = data[1], data[2], data[3]
             self.reject = (result, source, reason)
             if result not in (1, 2) or source not in (1, 2, 3) or reason not in (1, 2, 3, 7):
@@ -359,6 +391,13 @@ class Message(NamedTuple):
     @property
     def message_id_being_responded_to(self) -> int | None:
         return self.us(MESSAGE_ID_BEING_RESPONDED_TO)
+
+    @property
+    def error_comment(self) -> str | None:
+        """The Error Comment a failure may carry, as text (None if absent)."""
+        value = self.command.get(ERROR_COMMENT)
+        text = value.decode("latin-1").strip(" \0") if value else ""
+        return text or None
 
 
 def parse_command_set(data: bytes) -> dict[int, bytes]:
@@ -580,7 +619,7 @@ class _SocketReader:
                 if pdu_type != P_DATA_TF:
                     if len(buffer) < 6 + min(length, 4):
                         break  # an A-ABORT's source and reason are 4 bytes in
-                    ended = self._other_pdu(pdu_type, buffer[6:6 + length])
+                    ended = describe_ending_pdu(pdu_type, buffer[6:6 + length])
                     self.release(keep=False)
                     raise PeerEnded(ended)
                 end = 6 + length
@@ -607,9 +646,8 @@ class _SocketReader:
                 silent_since += spent
                 if deadline is not None:
                     deadline += spent
-            ends = [t for t in (deadline, None if network_timeout is None
-                                else silent_since + network_timeout) if t is not None]
-            wait = None if not ends else max(0.0, min(ends) - time.monotonic())
+            until, silence = _wait_end(deadline, silent_since, network_timeout)
+            wait = None if until is None else max(0.0, until - time.monotonic())
             try:
                 data = self.sock.recv(1 << 16) if self._readable(wait) else None
             except OSError as exc:
@@ -617,11 +655,7 @@ class _SocketReader:
                 raise PeerEnded(f"the connection failed ({exc.strerror or exc})") from None
             if data is None:
                 self.release(keep=False)
-                if network_timeout is not None and (
-                        deadline is None or silent_since + network_timeout < deadline):
-                    raise TimeoutError(f"no data from the peer within the network "
-                                       f"timeout ({network_timeout:g} s)")
-                raise TimeoutError
+                raise TimeoutError(silence or "")
             if not data:
                 self.guard.closed = True
                 self.release(keep=False)
@@ -629,19 +663,6 @@ class _SocketReader:
                                 + (" in the middle of a PDU" if buffer else ""))
             silent_since = time.monotonic()
             buffer += data
-
-    @staticmethod
-    def _other_pdu(pdu_type: int, body: bytes) -> str:
-        """Why a PDU other than P-DATA-TF ends the exchange, in words."""
-        if pdu_type == A_ABORT:
-            if len(body) >= 4:
-                return f"the peer aborted the association ({describe_abort(body[2], body[3])})"
-            return "the peer aborted the association"
-        if pdu_type == A_RELEASE_RQ:
-            return "the peer asked to release the association in the middle of the request"
-        if pdu_type in PDU_NAMES:
-            return f"the peer sent an unexpected {PDU_NAMES[pdu_type]} PDU"
-        return f"the peer sent a PDU of unknown type 0x{pdu_type:02X}"
 
     def _readable(self, wait: float | None) -> bool:
         try:
@@ -759,13 +780,7 @@ class Exchange:
         message = self._from_queue(guard, wait, assoc.network_timeout)
         if message is None:
             if self.failure is None:
-                if guard.failure:
-                    self.failure = guard.failure
-                elif guard.ended:
-                    self.failure = guard.ended
-                elif guard.abort is not None:
-                    self.failure = (f"the peer aborted the association "
-                                    f"({describe_abort(*guard.abort)})")
+                self.failure = guard.failure or guard.ended
             return None
         if not isinstance(message, Message):
             # pynetdicom's own path had queued it before the exchange began
@@ -790,16 +805,12 @@ class Exchange:
                     return message
                 return None
             now = time.monotonic()
-            silent_since = max(guard.last_data, called)
-            ends = [t for t in (deadline, None if network_timeout is None
-                                else silent_since + network_timeout) if t is not None]
-            if ends and now >= min(ends):
-                if network_timeout is not None and (
-                        deadline is None or silent_since + network_timeout < deadline):
-                    self.failure = (f"no data from the peer within the network timeout "
-                                    f"({network_timeout:g} s)")
+            until, silence = _wait_end(deadline, max(guard.last_data, called),
+                                       network_timeout)
+            if until is not None and now >= until:
+                self.failure = silence
                 return None
-            step = 0.05 if not ends else max(0.0, min(0.05, min(ends) - now))
+            step = 0.05 if until is None else min(0.05, until - now)
             try:
                 _, message = msg_queue.get(timeout=step)
                 return message

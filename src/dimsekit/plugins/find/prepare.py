@@ -172,9 +172,10 @@ def _scan_file_meta(data: bytes, pos: int) -> tuple[int, str | None]:
 
 
 def _check_values(ds) -> None:
-    """Convert every value now (not halfway through the run); IS and DS
-    values must be numbers.  Without recursion.  (pydicom's warnings about
-    odd values go where the caller sends warnings: the CLI shows them at -d.)"""
+    """Convert every value now (not halfway through the run), without
+    recursion; that IS/DS values are numbers, check_structure saw already.
+    (pydicom's warnings about odd values go where the caller sends
+    warnings: the CLI shows them at -d.)"""
     stack = [ds]
     while stack:
         current = stack.pop()
@@ -185,13 +186,6 @@ def _check_values(ds) -> None:
                 raise NotDicom(f"{_tag_text(tag)}: {_one_line(exc)}") from None
             if elem.VR == "SQ":
                 stack.extend(elem.value)
-            elif elem.VR in ("IS", "DS"):
-                # pydicom keeps what is not a number as a plain str
-                values = elem.value if elem.VM > 1 else [elem.value]
-                bad = [v for v in values if type(v) is str and v.strip(" \0")]
-                if bad:
-                    raise NotDicom(f"{_tag_text(tag)}: {_clip(bad[0])!r} is not "
-                                    f"a valid {elem.VR} value")
 
 
 def _elements(ds):

@@ -43,7 +43,6 @@ from dimsekit.plugins.find.sinks import Sinks
 log = get_logger("find")
 
 PENDING = (0xFF00, 0xFF01)
-ERROR_COMMENT = 0x00000902
 #: seconds the peer gets to end a query after Ctrl-C sent C-CANCEL
 INTERRUPT_GRACE = 2.0
 CANCEL = 0xFE00
@@ -242,13 +241,13 @@ class _Runner:
                         timeout=max(0.0, interrupted + INTERRUPT_GRACE - time.monotonic()))
                 if message is None:
                     if interrupted is not None:
-                        raise Interrupted(self._interrupted(query, pending, answered=False))
-                    raise IncompleteError(self._lost(query, pending, last, exchange.failure))
-                code = self._check(query, message, cx, pending, last)
+                        raise Interrupted(self._interrupted(query, answered=False))
+                    raise IncompleteError(self._lost(query, last, exchange.failure))
+                code = self._check(query, message, cx, last)
                 last = time.monotonic()
                 if code not in PENDING:
                     if interrupted is not None:
-                        raise Interrupted(self._interrupted(query, pending, answered=True))
+                        raise Interrupted(self._interrupted(query, answered=True))
                     self._final(query, code, pending, cancelled, message)
                     return
                 pending += 1
@@ -272,20 +271,18 @@ class _Runner:
                 # the first Ctrl-C: C-CANCEL, then a short grace for the
                 # final status; a second one (or SIGTERM): abort at once
                 if interrupted is not None or getattr(exc, "abort", False):
-                    raise Interrupted(self._interrupted(query, pending, answered=False,
+                    raise Interrupted(self._interrupted(query, answered=False,
                                                         how=getattr(exc, "how", None)))
                 interrupted = time.monotonic()
                 cancelled = True
                 try:
                     exchange.cancel(self.msg_id, cx.context_id)
                 except (RuntimeError, OSError):  # the association is gone already
-                    raise Interrupted(self._interrupted(query, pending,
-                                                        answered=False)) from None
+                    raise Interrupted(self._interrupted(query, answered=False)) from None
                 log.warning("interrupted: C-CANCEL sent; waiting up to %g s for the peer "
                             "to end the query (Ctrl-C again to abort)", INTERRUPT_GRACE)
 
-    def _check(self, query: Query, message: Any, cx: Any, pending: int,
-               last: float) -> int:
+    def _check(self, query: Query, message: Any, cx: Any, last: float) -> int:
         """The status of a C-FIND response to this request; anything else
         ends the exchange (exit 4): another command, another message ID,
         another presentation context, no status."""
@@ -303,7 +300,7 @@ class _Runner:
         elif code is None:
             problem = "the peer sent a C-FIND response without a status"
         if problem:
-            raise IncompleteError(self._lost(query, pending, last, problem))
+            raise IncompleteError(self._lost(query, last, problem))
         return code
 
     def _skip(self, query: Query, number: int, problem: str | None) -> None:
@@ -323,11 +320,11 @@ class _Runner:
     def _got(self) -> str:
         """"after N responses": those of this request that were written (and
         of the whole run, when that is more: --repeat, several queries)."""
-        n, total = self.written_now, getattr(self.sinks, "count", self.written_now)
+        n, total = self.written_now, self.sinks.count
         got = f"after {n} response{'s' * (n != 1)}"
         return got if total == n else f"{got} ({total} written in all)"
 
-    def _interrupted(self, query: Query, pending: int, *, answered: bool,
+    def _interrupted(self, query: Query, *, answered: bool,
                      how: str | None = None) -> str:
         got = self._got()
         if how:
@@ -337,11 +334,10 @@ class _Runner:
         return f"query {query.label}: interrupted {got}; association aborted"
 
     def _final(self, query: Query, code: int, pending: int, cancelled: bool,
-               message: Any = None) -> None:
+               message: Any) -> None:
         text = describe_status(code, _status_table(query.model))
-        comment = message.command.get(ERROR_COMMENT) if message is not None else None
-        if comment:
-            text += f", error comment: {comment.decode('latin-1').strip(' ' + chr(0))!r}"
+        if message.error_comment:
+            text += f", error comment: {message.error_comment!r}"
         category = status_category(code)
         log.info("Received Final Find Response: %s after %d pending", text, pending)
         if category == "Success" or (code == CANCEL and cancelled):
@@ -351,7 +347,7 @@ class _Runner:
             return
         self.failures.append(f"query {query.label}: peer answered {text}")
 
-    def _lost(self, query: Query, pending: int, last: float, failure: str | None) -> str:
+    def _lost(self, query: Query, last: float, failure: str | None) -> str:
         timeout = self.request.settings.dimse_timeout
         got = self._got()
         if failure:

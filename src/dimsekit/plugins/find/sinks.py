@@ -28,7 +28,7 @@ class Sinks:
     """
 
     def __init__(self, request: Any):
-        #: responses handed to :meth:`write` so far
+        #: responses written so far
         self.count = 0
         #: (writer, its Output) for stdout/-o/-Xs; (extractor, None) for -X/-Xx
         self._sinks: list[tuple[Any, Output | None]] = []
@@ -82,10 +82,7 @@ class Sinks:
         write, or end the run (re-raise)."""
         if self._stdout is None or len(self._sinks) == 1:
             raise exc
-        writer, out = self._stdout
-        self._stdout = None
-        self._sinks.remove((writer, out))
-        out.discard()  # what it still buffers goes nowhere
+        self._drop(*self._stdout)  # what it still buffers goes nowhere
         log.info("stdout closed by its reader: going on for the other outputs")
 
     def _failed(self, writer: Any, out: Output | None, exc: OSError) -> None:
@@ -101,12 +98,12 @@ class Sinks:
         raise OutputError(f"cannot write the responses: {exc.strerror or exc}") from None
 
     def write(self, ds: Any, info: Any) -> None:
-        self.count += 1
         for writer, out in list(self._sinks):
             try:
                 writer.write(ds, info)
             except OSError as exc:
                 self._failed(writer, out, exc)
+        self.count += 1
 
     def flush(self) -> None:
         """Everything written so far, out: dimsekit is waiting for the peer."""
