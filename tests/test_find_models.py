@@ -2,7 +2,7 @@
 
 import pytest
 
-from dimsekit.plugins.find.models import FLAGS, application_information, infer_model
+from dimsekit.qr.models import FLAGS, application_information, infer_model
 
 
 @pytest.mark.parametrize("level, model", [

@@ -20,7 +20,7 @@ from pydicom import config
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dimsekit.plugins.find.jsonfmt import NO_BULK, JsonEncoder, dicom_json
-from dimsekit.plugins.find.decode import decoder as _decoder
+from dimsekit.qr.decode import decoder as _decoder
 from identifiers import encode, identifier
 
 def pydicom_json(ds) -> str:

@@ -26,7 +26,7 @@ from dimsekit.keys import (
     build_identifier,
     parse_keys,
 )
-from dimsekit.plugins.find.prepare import (
+from dimsekit.qr.query import (
     check_encodable,
     choose_charset,
     downgrade_new_vrs,

@@ -39,7 +39,7 @@ from test_find_cli import _query_file
 
 from dimsekit.errors import UsageError
 from dimsekit.keys import apply_keys, parse_keys
-from dimsekit.plugins.find.prepare import (
+from dimsekit.qr.query import (
     MAX_DEPTH,
     check_encodable,
     choose_charset,

@@ -1,8 +1,65 @@
-"""dimsekit: plugin-based DICOM network clients (SCUs).
+"""dimsekit: DICOM network clients (SCUs), as a Python library and a CLI.
 
-The host (this package) owns what every SCU needs: CLI assembly, plugin
-loading, the association, logging and the ``-k`` key machinery.  Commands
-come from plugins; see :mod:`dimsekit.api` for what a plugin may use.
+The Python API (docs/python-api.md)::
+
+    import dimsekit
+
+    pacs = dimsekit.Peer("pacs.example.org", 104, called_aet="PACS")
+    for ds in pacs.find({"QueryRetrieveLevel": "STUDY", "PatientName": "DOE*",
+                         "StudyInstanceUID": ""}):
+        print(ds.StudyInstanceUID)
+
+Plugins (``dimsekit echo``, ...) build commands on :mod:`dimsekit.api`.
+Names load on first use: ``import dimsekit`` costs next to nothing.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+#: public name -> module that defines it
+_PUBLIC = {
+    "Peer": "dimsekit.client",
+    "Session": "dimsekit.client",
+    "Results": "dimsekit.client",
+    "TLSSettings": "dimsekit.tls",
+    "DimsekitError": "dimsekit.errors",
+    "UsageError": "dimsekit.errors",
+    "AssociationError": "dimsekit.errors",
+    "PeerFailure": "dimsekit.errors",
+    "IncompleteError": "dimsekit.errors",
+    "Interrupted": "dimsekit.errors",
+    "ExitCode": "dimsekit.errors",
+}
+
+__all__ = sorted(_PUBLIC)
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from dimsekit.client import Peer, Results, Session
+    from dimsekit.errors import (
+        AssociationError,
+        DimsekitError,
+        ExitCode,
+        IncompleteError,
+        Interrupted,
+        PeerFailure,
+        UsageError,
+    )
+    from dimsekit.tls import TLSSettings
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dimsekit' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PUBLIC})

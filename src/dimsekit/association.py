@@ -232,7 +232,10 @@ def _failure(settings: AssociationSettings, assoc: Any, observed: _Observed,
             f"{settings.acse_timeout} s (ACSE timeout)")
 
 
-def _configure_pynetdicom() -> None:
+def tune_pynetdicom() -> None:
+    """What the command line sets in pynetdicom's process-wide config for
+    its log level (the library sets none of it): pynetdicom then formats
+    PDUs and identifiers for its log only when they will be shown."""
     from pynetdicom import _config
 
     debug = log.isEnabledFor(logging.DEBUG)
@@ -279,7 +282,6 @@ def open_association(
     from pynetdicom import AE, evt
 
     ext_neg = list(ext_neg)
-    _configure_pynetdicom()
     ae = AE(ae_title=settings.calling_aet)
     ae.connection_timeout = settings.connect_timeout
     ae.acse_timeout = settings.acse_timeout

@@ -6,7 +6,7 @@ import enum
 
 
 class ExitCode(enum.IntEnum):
-    """The exit-status contract of every dimsekit command (DESIGN.md)."""
+    """The exit-status contract of every dimsekit command (docs/exit-codes.md)."""
 
     OK = 0
     #: the peer answered a request with a failure or unknown status
@@ -54,15 +54,33 @@ class AssociationError(DimsekitError):
 
 
 class IncompleteError(DimsekitError):
-    """The association died or timed out mid-request (exit 4)."""
+    """The association died or timed out mid-request, or responses had to
+    be skipped (exit 4): the results may be incomplete.
+
+    ``received``: how many responses were delivered before it (None when
+    not known)."""
 
     exit_code = ExitCode.INCOMPLETE
 
+    def __init__(self, message: str, exit_code: ExitCode | int | None = None, *,
+                 received: int | None = None):
+        super().__init__(message, exit_code)
+        self.received = received
+
 
 class PeerFailure(DimsekitError):
-    """The peer answered with a failure or unknown status (exit 1)."""
+    """The peer answered with a failure or unknown status (exit 1).
+
+    ``status``: the DIMSE status code (None when not known);
+    ``error_comment``: the Error Comment the peer sent with it, if any."""
 
     exit_code = ExitCode.PEER_FAILURE
+
+    def __init__(self, message: str, exit_code: ExitCode | int | None = None, *,
+                 status: int | None = None, error_comment: str | None = None):
+        super().__init__(message, exit_code)
+        self.status = status
+        self.error_comment = error_comment
 
 
 class OutputError(DimsekitError):

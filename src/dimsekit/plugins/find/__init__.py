@@ -18,14 +18,14 @@ def dimsekit_commands(host):
 
 @hookimpl
 def dimsekit_information_models():
-    from dimsekit.plugins.find.models import MODELS
+    from dimsekit.qr.models import MODELS
 
     return MODELS
 
 
 @hookimpl
 def dimsekit_extended_negotiation_flags():
-    from dimsekit.plugins.find.models import FLAGS
+    from dimsekit.qr.models import FLAGS
 
     return FLAGS
 

@@ -20,7 +20,7 @@ from dimsekit.api import (
     logging_options,
     option,
 )
-from dimsekit.plugins.find.models import SERVICE
+from dimsekit.qr.models import SERVICE
 
 _Q = "query"
 _OUT = "output"
@@ -110,7 +110,9 @@ def tune_process() -> None:
     from pydicom import config
 
     from dimsekit.api import get_logger
+    from dimsekit.association import tune_pynetdicom
 
+    tune_pynetdicom()
     gc.freeze()
     if not get_logger("find").isEnabledFor(logging.INFO):
         config.settings.reading_validation_mode = config.IGNORE

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, BinaryIO
 
 from dimsekit.api import Writer, transfer_syntax_name
-from dimsekit.plugins.find.models import SERVICE
+from dimsekit.qr.models import SERVICE
 
 
 _RULE = "-" * 27

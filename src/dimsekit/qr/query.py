@@ -5,18 +5,20 @@ error (exit 2) naming the file or key."""
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
-from dimsekit.api import UsageError, get_logger
-from dimsekit.plugins.find.strict import (
+from dimsekit.errors import UsageError
+from dimsekit.logs import LOGGER_NAME
+from dimsekit.qr.strict import (
     MAX_DEPTH,
     NotDicom,
     _tag_text,
     check_structure,
 )
 
-log = get_logger("find")
+log = logging.getLogger(LOGGER_NAME + ".find")
 
 
 #: the largest query file read (a real identifier is a few hundred bytes)
@@ -305,8 +307,7 @@ def choose_charset(label: str, ds, charset: str | None, overrides) -> None:
     the smallest standard one: ISO_IR 100 if Latin-1 will do, else ISO_IR 192.
     A value the set cannot encode is a usage error naming its key.
     """
-    from pydicom import config
-    from pydicom.charset import convert_encodings, encode_string, python_encoding
+    from pydicom.charset import convert_encodings, python_encoding
 
     if charset:
         terms = [t.strip() for t in charset.split("\\")]
@@ -331,19 +332,33 @@ def choose_charset(label: str, ds, charset: str | None, overrides) -> None:
         ds.SpecificCharacterSet = term
         log.info("query %s: non-ASCII values: Specific Character Set %s added", label, term)
     encodings = convert_encodings(ds.SpecificCharacterSet)
-    saved = config.settings.writing_validation_mode
-    config.settings.writing_validation_mode = config.RAISE
+    for elem in texts:
+        for value in _texts(elem):
+            if not _encodable(str(value), encodings):
+                raise UsageError(
+                    f"{_key_text(elem, overrides)}: {str(value)!r} cannot be encoded "
+                    f"in {ds.SpecificCharacterSet}")
+
+
+def _encodable(value: str, encodings: list[str]) -> bool:
+    """``value`` encodes in ``encodings`` without replacement characters:
+    in one of them, or (ISO 2022) in parts, as pydicom's ``encode_string``
+    tries, which is asked only then -- it warns where it has to replace --
+    and its result read back.  No pydicom setting is touched."""
+    from pydicom.charset import decode_bytes, encode_string
+
+    for encoding in encodings:
+        try:
+            value.encode(encoding)
+            return True
+        except (UnicodeError, LookupError):
+            continue
+    if len(encodings) < 2:
+        return False
     try:
-        for elem in texts:
-            for value in _texts(elem):
-                try:
-                    encode_string(value, encodings)
-                except (UnicodeError, ValueError):
-                    raise UsageError(
-                        f"{_key_text(elem, overrides)}: {str(value)!r} cannot be encoded "
-                        f"in {ds.SpecificCharacterSet}") from None
-    finally:
-        config.settings.writing_validation_mode = saved
+        return decode_bytes(encode_string(value, encodings), encodings, set()) == value
+    except (UnicodeError, ValueError, LookupError):
+        return False
 
 
 def _key_text(elem, overrides) -> str:

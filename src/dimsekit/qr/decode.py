@@ -6,7 +6,7 @@ from __future__ import annotations
 from io import BytesIO
 from typing import Any
 
-from dimsekit.plugins.find.strict import (
+from dimsekit.qr.strict import (
     NUMBER_PATTERNS,
     VALUE_SIZE,
     NotDicom,
@@ -25,14 +25,13 @@ def element_splitter(implicit: bool):
     top level, unknown or switched VRs, truncated data), which is then
     pydicom's to read.  ``tests/test_decode.py`` holds the two side by side.
 
-    Values that :func:`~dimsekit.plugins.find.strict.check_structure` refuses (a binary value that is not a
+    Values that :func:`~dimsekit.qr.strict.check_structure` refuses (a binary value that is not a
     whole number of values, IS/DS text that is not a number) and sequences
     give None too: the strict check then says what is wrong.
     """
     import struct
 
     from pydicom.datadict import DicomDictionary
-
     from pydicom.dataelem import RawDataElement, empty_value_for_VR
     from pydicom.filereader import ENCODED_VR
     from pydicom.tag import BaseTag

@@ -3,7 +3,7 @@ and the rule that picks a model when no flag is given."""
 
 from __future__ import annotations
 
-from dimsekit.api import ExtendedNegotiationFlag, InformationModel
+from dimsekit.records import ExtendedNegotiationFlag, InformationModel
 
 SERVICE = "find"
 
@@ -53,7 +53,7 @@ RESERVED: dict[str, dict[int, int]] = {"worklist": {0: 1, 1: 1}}
 
 
 def infer_model(level: str | None) -> tuple[str, str]:
-    """(model name, why) when no model flag was given (DESIGN.md)."""
+    """(model name, why) when no model flag was given (docs/find.md, "query information model")."""
     if level is None:
         return "worklist", "no QueryRetrieveLevel in the query"
     if level.strip().upper() == "PATIENT":

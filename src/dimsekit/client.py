@@ -1,0 +1,414 @@
+"""The Python API: a DICOM peer, queried from a script.
+
+    import dimsekit
+
+    pacs = dimsekit.Peer("pacs.example.org", 104, called_aet="PACS")
+    for study in pacs.find({"PatientName": "DOE*", "StudyInstanceUID": ""}):
+        print(study.StudyInstanceUID)
+
+    with pacs.connect() as session:           # one association, many requests
+        session.echo()
+        for accession in ("A1", "A2"):
+            for ds in session.find(QueryRetrieveLevel="STUDY", AccessionNumber=accession,
+                                   StudyInstanceUID=""):
+                ...
+
+Failures raise the exceptions that carry the CLI's exit codes:
+:class:`~dimsekit.errors.UsageError` (a bad query, before the network),
+:class:`~dimsekit.errors.AssociationError` (no association),
+:class:`~dimsekit.errors.PeerFailure` (a failure status: ``.status``),
+:class:`~dimsekit.errors.IncompleteError` (lost mid-query, malformed
+responses skipped: ``.received``).  Nothing here prints, exits or changes
+process-wide state (no gc, pydicom, pynetdicom, logging or warnings
+settings); each :class:`Session` has its own association, so threads can
+each use their own.  The contract, with tested examples: docs/python-api.md.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from dimsekit.errors import AssociationError, IncompleteError, PeerFailure, UsageError
+from dimsekit.options import TRANSFER_SYNTAX_PROPOSALS, AssociationSettings
+from dimsekit.records import InformationModel
+
+#: Verification SOP Class (C-ECHO)
+VERIFICATION = "1.2.840.10008.1.1"
+_C_ECHO_RSP = 0x8030
+
+
+def _models() -> dict[str, InformationModel]:
+    from dimsekit.qr.models import MODELS
+
+    return {m.name: m for m in MODELS}
+
+
+def _model(model: str | InformationModel | None) -> InformationModel | None:
+    if model is None or isinstance(model, InformationModel):
+        return model
+    models = _models()
+    for m in models.values():
+        if model in (m.name, m.sop_class_uid):
+            return m
+    raise UsageError(f"unknown information model {model!r} "
+                     f"(one of: {', '.join(models)}, or a SOP class UID)")
+
+
+def _key_text(path: str, value: Any) -> str:
+    """One ``-k`` key from a mapping entry: None or "" is a return key, a
+    list or tuple is a multi-valued value (backslash-separated)."""
+    if not isinstance(path, str):
+        raise UsageError(f"query key {path!r}: keys are keywords, tags or paths (text)")
+    if value is None:
+        return path
+    if isinstance(value, (list, tuple)):
+        value = "\\".join(str(v) for v in value)
+    elif isinstance(value, bytes):
+        raise UsageError(f"query key {path!r}: give the value as text, not bytes")
+    return f"{path}={value}"
+
+
+def make_query(query: Any = None, keys: Mapping[str, Any] | None = None, *,
+               model: str | InformationModel | None = None, charset: str | None = None,
+               new_vr: bool = True, label: str = "query") -> Any:
+    """A prepared :class:`~dimsekit.qr.find.Query` from a mapping in the
+    ``-k`` grammar, keyword arguments and/or a pydicom Dataset (copied,
+    then the keys applied on top), as the CLI prepares ``-k`` and query
+    files: model inferred from QueryRetrieveLevel unless given, a Specific
+    Character Set chosen for non-ASCII text, the identifier checked to be
+    encodable.  Raises UsageError."""
+    from pydicom import Dataset
+
+    from dimsekit.keys import apply_keys, parse_keys
+    from dimsekit.qr.find import Query
+    from dimsekit.qr.models import infer_model
+    from dimsekit.qr.query import check_encodable, choose_charset, downgrade_new_vrs
+
+    chosen = _model(model)
+    texts: list[str] = []
+    if isinstance(query, Dataset):
+        ds = copy.deepcopy(query)
+    elif query is None or isinstance(query, Mapping):
+        ds = Dataset()
+        texts += [_key_text(k, v) for k, v in (query or {}).items()]
+    else:
+        raise UsageError(f"a query is a mapping of keys or a pydicom Dataset, "
+                         f"not {type(query).__name__}")
+    texts += [_key_text(k, v) for k, v in (keys or {}).items()]
+    overrides = parse_keys(texts)
+    apply_keys(ds, overrides)
+    if not len(ds):
+        raise UsageError("empty query: give at least one key")
+    if not new_vr:
+        downgrade_new_vrs(ds)
+    choose_charset(label, ds, charset, overrides)
+    if chosen is None:
+        chosen = _models()[infer_model(ds.get("QueryRetrieveLevel"))[0]]
+    check_encodable(label, ds)
+    return Query(label, ds, chosen)
+
+
+class Results(Iterator[Any]):
+    """The responses of one C-FIND request, as pydicom Datasets, as they
+    arrive.  Leaving early (``break``, an exception, :meth:`close`) sends
+    C-CANCEL; once the loop has ended, :attr:`status` is the final status
+    (0x0000, a warning, or 0xFE00 after a cancel)."""
+
+    def __init__(self, generator: Iterator[Any]):
+        self._generator = generator
+        self.count = 0
+        #: the final status, once the request has ended
+        self.status: int | None = None
+
+    def __iter__(self) -> Results:
+        return self
+
+    def __next__(self) -> Any:
+        ds = next(self._generator)
+        self.count += 1
+        return ds
+
+    def close(self) -> None:
+        """Stop reading: C-CANCEL, and a short grace for the peer to end
+        the request (aborting the association if it does not)."""
+        self._generator.close()  # type: ignore[attr-defined]
+
+    def __enter__(self) -> Results:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class Session:
+    """One association with a peer, for many requests in turn (not shared
+    between threads: give each thread its own).  Use it as a context
+    manager: the association is released on leaving the block (a request
+    still being read is cancelled first), aborted when it cannot be
+    (the peer went on after C-CANCEL, the association broke) or on Ctrl-C."""
+
+    def __init__(self, settings: AssociationSettings, abstract_syntaxes: list[str],
+                 ext_neg: dict[str, bytes]):
+        self.settings = settings
+        self._syntaxes = abstract_syntaxes
+        self._ext_neg = ext_neg
+        self._cm: Any = None
+        self._assoc: Any = None
+        self._busy: Results | None = None
+        #: the last message ID used on the association
+        self._msg_id = 0
+
+    # -- the association ------------------------------------------------------
+
+    def open(self) -> Session:
+        from dimsekit.association import open_association
+        from dimsekit.qr.find import negotiation_items
+
+        if self._assoc is not None:
+            return self
+        cm = open_association(self.settings, self._syntaxes,
+                              ext_neg=negotiation_items(self._ext_neg))
+        self._assoc = cm.__enter__()
+        self._cm = cm
+        return self
+
+    def close(self, abort: bool = False) -> None:
+        """Release the association (abort it with ``abort=True``)."""
+        cm, self._cm, self._assoc = self._cm, None, None
+        if cm is None:
+            return
+        if abort:
+            cm.__exit__(_Abort, _Abort(), None)  # open_association aborts
+        else:
+            cm.__exit__(None, None, None)
+
+    def __enter__(self) -> Session:
+        return self.open()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            if self._busy is not None:
+                self._busy.close()  # C-CANCEL; aborts if the peer goes on
+        finally:
+            # a healthy association is released even when the block raised
+            # (a failure status, the caller's own error); Ctrl-C aborts
+            self.close(abort=exc_type is not None and issubclass(exc_type, KeyboardInterrupt))
+
+    @property
+    def is_open(self) -> bool:
+        return self._assoc is not None and bool(self._assoc.is_established)
+
+    @property
+    def association(self) -> Any:
+        """The pynetdicom Association (None when closed)."""
+        return self._assoc
+
+    def _ready(self) -> Any:
+        import inspect
+
+        busy = self._busy
+        if busy is not None and inspect.getgeneratorstate(busy._generator) in (  # type: ignore[arg-type]
+                inspect.GEN_CREATED, inspect.GEN_CLOSED):
+            busy.close()  # never read, or over: nothing on the association
+            self._busy = None
+        if self._busy is not None:
+            raise UsageError("the previous find() on this session is still being read: "
+                             "finish or close() it first")
+        if not self.is_open:
+            raise AssociationError("the session's association is not open (it ended, or "
+                                   "was aborted after a failure)")
+        return self._assoc
+
+    # -- requests ---------------------------------------------------------------
+
+    def find(self, query: Any = None, /, *, model: str | InformationModel | None = None,
+             charset: str | None = None, **keys: Any) -> Results:
+        """Send one C-FIND request; its responses as pydicom Datasets.
+
+        ``query``: a mapping in the ``-k`` grammar (``{"PatientName":
+        "DOE*", "(0040,0100)[0].Modality": "CT"}``; None or "" is a return
+        key), a pydicom Dataset, or nothing; ``keys`` are more keys on top
+        (``PatientName="DOE*"``).  ``model``: ``"patient"``, ``"study"``,
+        ``"psonly"``, ``"worklist"``, ``"ups"`` or a SOP class UID; by
+        default inferred from QueryRetrieveLevel (PATIENT: patient root;
+        another: study root; none: worklist).
+
+        Raises, as the loop goes: UsageError (a bad query, before anything
+        is sent), PeerFailure (a failure status, after the responses before
+        it), IncompleteError (the association lost or the protocol broken
+        mid-query, or malformed responses skipped, after the good ones).
+        """
+        prepared = make_query(query, keys, model=model, charset=charset,
+                              new_vr=self.settings.new_vr)
+        self._ready()
+        return self._start(prepared)
+
+    def _start(self, query: Any) -> Results:
+        results = Results(iter(()))
+        results._generator = self._responses(query, results)
+        self._busy = results
+        return results
+
+    def _responses(self, query: Any, results: Results) -> Iterator[Any]:
+        from dimsekit.dimse import Exchange
+        from dimsekit.qr.find import FindRun, skipped_error
+
+        broken = True
+        try:
+            assoc = self._assoc
+            if assoc is None or not assoc.is_established:
+                raise AssociationError("the session's association is not open")
+            with Exchange(assoc) as exchange:
+                run = FindRun(assoc, exchange, dimse_timeout=self.settings.dimse_timeout)
+                run.msg_id = self._msg_id  # message IDs go on across requests
+                responses = run.responses(query)
+                try:
+                    for ds, _ in responses:
+                        yield ds
+                finally:
+                    responses.close()
+                    broken = run.broken
+                    self._msg_id = run.msg_id
+                    if run.final is not None:
+                        results.status = run.final.status
+            final = run.final
+            if final is not None:
+                if not final.ok:
+                    raise PeerFailure(f"peer answered {final.text}", status=final.status,
+                                      error_comment=final.error_comment)
+            if run.skipped:
+                raise skipped_error(run.skipped, run.delivered)
+        finally:
+            self._busy = None
+            if broken and self._cm is not None:
+                self.close(abort=True)
+
+    def echo(self) -> None:
+        """C-ECHO: returns if the peer answered Success; raises PeerFailure
+        (another status), IncompleteError (no answer) or AssociationError
+        (Verification not accepted)."""
+        from pynetdicom.dimse_primitives import C_ECHO
+
+        from dimsekit.dimse import Exchange
+        from dimsekit.status import describe_status
+
+        assoc = self._ready()
+        cx = next((c for c in assoc.accepted_contexts
+                   if c.abstract_syntax == VERIFICATION), None)
+        if cx is None:
+            raise AssociationError("the peer accepted no presentation context for "
+                                   "Verification (C-ECHO)")
+        request = C_ECHO()
+        self._msg_id = self._msg_id % 65535 + 1
+        request.MessageID = self._msg_id
+        request.AffectedSOPClassUID = VERIFICATION
+        ok = False
+        try:
+            with Exchange(assoc) as exchange:
+                exchange.send(request, cx.context_id)
+                message = exchange.receive()
+                if message is None:
+                    raise IncompleteError(f"no answer to C-ECHO: "
+                                          f"{exchange.failure or 'association aborted'}")
+                if message.command_field != _C_ECHO_RSP or message.status is None:
+                    raise IncompleteError("the peer answered C-ECHO with something other "
+                                          "than a C-ECHO response")
+            ok = True
+        finally:
+            if not ok:
+                self.close(abort=True)
+        if message.status != 0x0000:
+            raise PeerFailure(f"peer answered C-ECHO with {describe_status(message.status)}",
+                              status=message.status, error_comment=message.error_comment)
+
+
+class _Abort(Exception):
+    """Thrown into open_association to make it abort."""
+
+
+class Peer:
+    """A DICOM peer (an SCP) and how to associate with it.
+
+    Keyword arguments set what the CLI's association options set:
+    ``called_aet`` (``-aec``), ``calling_aet`` (``-aet``), ``tls`` (a
+    :class:`~dimsekit.tls.TLSSettings`: ``TLSSettings(mode="anonymous",
+    ca_files=("ca.pem",))``; None: plain TCP), ``connect_timeout``
+    (``-to``), ``acse_timeout`` (``-ta``), ``dimse_timeout`` (``-td``),
+    ``network_timeout`` (``-tn``) in seconds (None: no limit),
+    ``max_pdu`` (``-pdu``), ``transfer_syntaxes`` (``"local"``,
+    ``"little"``, ``"big"``, ``"implicit"``, ``"deflated"`` or UIDs),
+    ``new_vr`` (False: ``-u``), ``ext_neg`` (``{sop_class_uid:
+    application_information}``: SOP class extended negotiation).
+    """
+
+    def __init__(self, host: str, port: int = 104, *, called_aet: str = "ANY-SCP",
+                 calling_aet: str = "DIMSEKIT", tls: Any = None,
+                 connect_timeout: float | None = 30.0, acse_timeout: float | None = 30.0,
+                 dimse_timeout: float | None = 30.0, network_timeout: float | None = 30.0,
+                 max_pdu: int = 16384, transfer_syntaxes: str | tuple[str, ...] = "local",
+                 new_vr: bool = True, ext_neg: Mapping[str, bytes] | None = None):
+        if isinstance(transfer_syntaxes, str):
+            if transfer_syntaxes not in TRANSFER_SYNTAX_PROPOSALS:
+                raise UsageError(f"transfer_syntaxes: one of "
+                                 f"{', '.join(TRANSFER_SYNTAX_PROPOSALS)}, or a tuple of UIDs")
+            transfer_syntaxes = TRANSFER_SYNTAX_PROPOSALS[transfer_syntaxes]
+        if not (isinstance(port, int) and 0 < port < 65536):
+            raise UsageError(f"port: {port!r} is not a TCP port (1 to 65535)")
+        for name, value in (("called_aet", called_aet), ("calling_aet", calling_aet)):
+            if not value or len(value) > 16 or not value.isascii() or "\\" in value:
+                raise UsageError(f"{name}: {value!r} is not an AE title (1 to 16 ASCII "
+                                 f"characters, no backslash)")
+        if not 0 <= max_pdu < 1 << 32:
+            raise UsageError(f"max_pdu: {max_pdu!r} is out of range")
+        self.settings = AssociationSettings(
+            peer=host, port=port, calling_aet=calling_aet, called_aet=called_aet,
+            transfer_syntaxes=tuple(transfer_syntaxes), connect_timeout=connect_timeout,
+            acse_timeout=acse_timeout, dimse_timeout=dimse_timeout,
+            network_timeout=network_timeout, max_pdu=max_pdu, new_vr=new_vr, tls=tls)
+        self.ext_neg = dict(ext_neg or {})
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return (f"Peer({s.peer!r}, {s.port}, called_aet={s.called_aet!r}, "
+                f"calling_aet={s.calling_aet!r}{', tls=...' if s.tls else ''})")
+
+    def connect(self, *, models: tuple[str, ...] | None = None,
+                echo: bool = True) -> Session:
+        """A :class:`Session`: one association for many requests.
+
+        ``models``: the information models to propose (default: all five
+        C-FIND models); ``echo``: propose Verification too (for
+        :meth:`Session.echo`).  The association is requested when the
+        ``with`` block is entered (or by :meth:`Session.open`)."""
+        chosen = [_model(m) for m in (_models() if models is None else models)]
+        syntaxes = [m.sop_class_uid for m in chosen if m is not None]
+        if echo:
+            syntaxes.append(VERIFICATION)
+        return Session(self.settings, syntaxes, self.ext_neg)
+
+    def find(self, query: Any = None, /, *, model: str | InformationModel | None = None,
+             charset: str | None = None, **keys: Any) -> Results:
+        """One C-FIND request on an association of its own (see
+        :meth:`Session.find`); the association is released when the loop
+        ends, or aborted when it fails."""
+        prepared = make_query(query, keys, model=model, charset=charset,
+                              new_vr=self.settings.new_vr)
+        results = Results(iter(()))
+        results._generator = self._find(prepared, results)
+        return results
+
+    def _find(self, query: Any, results: Results) -> Iterator[Any]:
+        with Session(self.settings, [query.model.sop_class_uid], self.ext_neg) as session:
+            inner = session._start(query)
+            try:
+                yield from inner
+            finally:
+                inner.close()
+                results.status = inner.status
+
+    def echo(self) -> None:
+        """C-ECHO on an association of its own (see :meth:`Session.echo`)."""
+        with self.connect(models=(), echo=True) as session:
+            session.echo()
