@@ -14,9 +14,9 @@ import pytest
 from pydicom.filereader import data_element_generator
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from dimsekit.qr.decode import dataset_maker as _dataset_maker
+from dimsekit._internals.datasets import dataset_maker as _dataset_maker
 from dimsekit.qr.decode import decoder as _decoder
-from dimsekit.qr.decode import element_splitter as _element_splitter
+from dimsekit._internals.datasets import element_splitter as _element_splitter
 from identifiers import encode, identifier, mangle
 
 # mangled character sets: pydicom warns about each, as it should

@@ -1,5 +1,4 @@
-"""Requests and their responses on an established association, without
-pynetdicom's per-message cost on the receiving side.
+"""Requests and their responses on an established association.
 
     with Exchange(assoc, idle=out.flush) as exchange:
         exchange.send(primitive, context_id)     # a pynetdicom DIMSE primitive
@@ -10,68 +9,32 @@ pynetdicom's per-message cost on the receiving side.
 the peer: the moment to flush buffered output, so that whoever reads it
 sees every response dimsekit has, without a flush per message.
 
-Why this exists: pynetdicom 3.0 receives every message in its DUL thread,
-which polls the socket, reads each PDU with two ``recv`` calls, decodes it
-into objects, runs it through its state machine, decodes the command set
-into a pydicom Dataset, builds a DIMSE primitive through validating setters
-and fires events, before the thread that asked for the message gets it
-from a queue.  In pynetdicom 3.0.4 that is ~0.25 ms per C-FIND response,
-more than decoding and printing the response costs, and the two threads
-take turns on the GIL for every PDU: a 5,000-match query from Orthanc took
-3.3 s through ``send_c_find`` and takes 1.2 s through an :class:`Exchange`
-(bench/results/).
+Two implementations behind the one class (``Exchange(...)`` picks):
 
-What stays pynetdicom's: the association with its DUL thread and state
-machine (release, abort, the transport closing, invalid PDUs), encoding and
-sending requests (``assoc.dimse.send_msg``), C-CANCEL
-(``assoc.send_c_cancel``) and its message queue, on which an abort or a
-closed connection arrives as ``(None, None)``.
+* the fast one, :mod:`dimsekit._internals.exchange`, which reads the
+  socket in the calling thread without pynetdicom's per-message cost
+  (and relies on pynetdicom 3.0's internals to do so);
+* the pure one here, :class:`PureExchange`, on pynetdicom's public API:
+  ``send_c_find`` / ``send_c_echo`` send (and pause the association's
+  reactor, as pynetdicom's own SCU methods do), ``assoc.dimse.get_msg``
+  receives the DIMSE primitives its DUL thread decoded.  Used when
+  ``DIMSEKIT_PURE=1`` is set or the capability check at start-up fails
+  (:func:`dimsekit._internals.fast_path`).
 
-What an open :class:`Exchange` takes over:
-
-* Joining the fragments (PDVs) of each message into the raw command set and
-  the encoded data set.  The command set (always Implicit VR Little Endian)
-  is split into elements with :mod:`struct` (~2 µs) rather than decoded by
-  pydicom (~30 µs): a response needs two or three of its US values.
-  Decoding the data set is left to the caller, who knows which transfer
-  syntax and which parts it needs.
-* Reading the socket, when it is a plain TCP socket: the calling thread
-  takes the socket from the DUL thread (at a point where the DUL is between
-  PDUs) and reads P-DATA-TF PDUs itself, many per ``recv``.  The first PDU of
-  any other type (A-ABORT, A-RELEASE-RQ, an unknown type), a PDU longer
-  than the maximum length offered, the end of the connection or a socket
-  error ends the exchange at once, with the reason in words
-  (:attr:`Exchange.failure`).  Bytes read but not used when an exchange
-  ends normally go to the :class:`SocketGuard`, which serves them to the
-  next exchange or to the DUL thread first.  Over TLS the DUL thread
-  keeps reading (one SSL object must not be used by two threads at once:
-  the DUL thread sends while the caller reads); an exchange then replaces
-  only ``DIMSEServiceProvider.receive_primitive``, the step that turns the
-  P-DATA the DUL thread read into messages, and takes messages off
-  pynetdicom's queue.
-
-Whoever reads, every read pynetdicom's DUL thread makes goes through a
+Whichever reads, every read pynetdicom's DUL thread makes goes through a
 :class:`SocketGuard`: bounded in length and time, and ended at once when a
 run gives up (the DUL thread is not a daemon: a read blocked for ever
-would keep the process alive).
-
-While an exchange is open, pynetdicom's association reactor is paused, as
-its own ``send_c_*`` methods pause it, so that it does not take responses
-off the queue.  All of this relies on pynetdicom 3.0's internals (the
-reactor checkpoint, ``DULServiceProvider._is_transport_event``,
-``_read_pdu_data``, ``AssociationSocket.recv``, the state machine's state
-and the idle timer); pyproject.toml pins pynetdicom < 3.1.
+would keep the process alive).  The guard wraps the association socket's
+public ``recv``; it is not part of the fast path.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import select
 import socket
 import struct
-import threading
 import time
 from typing import Any, NamedTuple
 
@@ -119,10 +82,6 @@ ABORT_SOURCES = {0: "Service User", 2: "Service Provider"}
 ABORT_REASONS = {0: "reason-not-specified", 1: "unrecognized-PDU", 2: "unexpected-PDU",
                  4: "unrecognized-PDU-parameter", 5: "unexpected-PDU-parameter",
                  6: "invalid-PDU-parameter-value"}
-
-#: longest the DUL thread is parked in one go while the caller reads: the
-#: delay for what it does unasked (ARTIM timer, an abort's A-ABORT)
-_PARKING = 0.05
 
 _ELEMENT_HEADER = struct.Struct("<HHL")
 _US = struct.Struct("<H")
@@ -224,12 +183,12 @@ class SocketGuard:
         self.transport.recv = self.recv  # shadows AssociationSocket.recv
 
     @staticmethod
-    def installed(assoc: Any) -> "SocketGuard | None":
+    def installed(assoc: Any) -> SocketGuard | None:
         """The association's guard, if it has one."""
         return getattr(assoc, "_dimsekit_guard", None)
 
     @classmethod
-    def of(cls, assoc: Any) -> "SocketGuard":
+    def of(cls, assoc: Any) -> SocketGuard:
         """The association's guard, installed now if it has none."""
         guard = cls.installed(assoc)
         if guard is None or guard.transport is not assoc.dul.socket:
@@ -472,217 +431,9 @@ class _Reassembler:
         return message
 
 
-class _IdleFailed(Exception):
-    """The ``idle`` callback raised (``error``): the caller's failure, not
-    the peer's; :meth:`Exchange.receive` raises ``error`` itself."""
-
-    def __init__(self, error: BaseException):
-        super().__init__(error)
-        self.error = error
-
-
 class PeerEnded(Exception):
     """The peer ended the exchange or broke the protocol: the association
     cannot go on (the message says how, in a user's words)."""
-
-
-class _SocketReader:
-    """Reads the PDUs of an established association off a plain TCP socket
-    in the calling thread, while pynetdicom's DUL thread stays off it.
-
-    The DUL thread hands the socket over in ``_is_transport_event``, the
-    one place where it checks for incoming data, so never in the middle of
-    a PDU.  P-DATA-TF PDUs become messages here; any other PDU, the end of
-    the connection or a malformed PDU end the exchange (:class:`PeerEnded`)
-    with the reason in words.  Bytes read but not used when the socket goes
-    back (the next request's answer, when an exchange ends early) go to the
-    :class:`SocketGuard`, which serves them to the DUL thread first.
-    """
-
-    def __init__(self, assoc: Any):
-        self.dul = assoc.dul
-        self.assoc = assoc
-        self.sock = assoc.dul.socket.socket
-        self.guard = SocketGuard.of(assoc)
-        self.owned = False
-        self.buffer = bytearray()
-        self._messages: collections.deque[Message] = collections.deque()
-        self._lock = threading.Lock()
-        self._want = False
-        self._granted = threading.Event()
-        self._installed = False
-        # pynetdicom's own method (not a previous reader's, still installed
-        # while it had bytes to give back)
-        self._transport_event = type(self.dul)._is_transport_event.__get__(self.dul)
-        self.idle: Any = None  # called before read() waits for the socket
-        self._wake = threading.Event()  # ends the DUL thread's parking
-
-    # -- taking and giving back the socket ---------------------------------
-
-    def acquire(self) -> bool:
-        """Take the socket over from the DUL thread; False if it has stopped."""
-        with self._lock:
-            self._want = True
-            # an instance attribute shadows the DUL's method
-            self.dul._is_transport_event = self._dul_transport_event
-            self._installed = True
-        while not self._granted.wait(0.05):
-            if not self.dul.is_alive():
-                with self._lock:
-                    if self.owned:
-                        return True
-                    self._want = False
-                    self._uninstall()
-                return False
-        return True
-
-    def release(self, keep: bool = True) -> None:
-        """Give the socket back with what was read but not used (``keep``)
-        or without it (after a timeout or a malformed message, when the
-        association is to be aborted anyway)."""
-        with self._lock:
-            if not self.owned:
-                return
-            if keep:
-                self.guard.give_back(self.buffer)
-            self.buffer.clear()
-            self._messages.clear()
-            # the DUL thread restarts its idle (network) timer on every PDU;
-            # it read none while this thread had the socket
-            self.dul._idle_timer.restart()
-            self.owned = False
-            if not self.guard.pushback:
-                self._uninstall()
-        self._wake.set()  # the DUL thread reads again from here on
-
-    def wake(self) -> None:
-        """Something was queued for the DUL thread to send: unpark it."""
-        self._wake.set()
-
-    def _uninstall(self) -> None:  # with the lock held
-        if self._installed:
-            self._installed = False
-            del self.dul._is_transport_event
-
-    # DUL thread: DULServiceProvider._is_transport_event
-    def _dul_transport_event(self) -> bool:
-        with self._lock:
-            if self._want:
-                self._want = False
-                self.owned = True
-                # between PDUs: bytes an earlier exchange gave back come first
-                self.buffer[:0] = self.guard.pushback
-                self.guard.pushback.clear()
-                self._granted.set()
-            owned = self.owned
-            if not owned:
-                given_back = bool(self.guard.pushback)
-                if not given_back:
-                    self._uninstall()
-        if owned:
-            # Nothing to read for the DUL thread while this reader has the
-            # socket: park it instead of letting it poll (and take the GIL)
-            # every millisecond.  wake() (a request queued to send) or the
-            # socket going back ends the parking, and what was queued is
-            # sent at once rather than after the reactor's next sleep.
-            if self._wake.wait(_PARKING):
-                self._wake.clear()
-            return self.dul._process_recv_primitive()
-        if given_back:
-            self.dul._read_pdu_data()  # reads the pushback through the guard
-            return True
-        return self._transport_event()
-
-    # -- reading --------------------------------------------------------------
-
-    def read(self, reassembler: _Reassembler, timeout: float | None,
-             network_timeout: float | None = None) -> Message:
-        """The next message.  Raises TimeoutError when none came within
-        ``timeout`` (or the socket was silent for ``network_timeout``),
-        ValueError for a malformed P-DATA-TF and :class:`PeerEnded` for any
-        other PDU or the end of the connection; in each case the socket goes
-        back without what was read of it.  What ``idle`` raises comes out as
-        :class:`_IdleFailed`, the socket back with what was read."""
-        if self._messages:
-            return self._messages.popleft()
-        now = time.monotonic()
-        deadline = None if timeout is None else now + timeout
-        silent_since = now
-        buffer = self.buffer
-        while True:
-            while len(buffer) >= 6:
-                pdu_type, length = _PDU_HEADER.unpack_from(buffer)
-                refused = self.guard.too_long(pdu_type, length)
-                if refused:
-                    self.release(keep=False)
-                    raise PeerEnded(refused)
-                if pdu_type != P_DATA_TF:
-                    if len(buffer) < 6 + min(length, 4):
-                        break  # an A-ABORT's source and reason are 4 bytes in
-                    ended = describe_ending_pdu(pdu_type, buffer[6:6 + length])
-                    self.release(keep=False)
-                    raise PeerEnded(ended)
-                end = 6 + length
-                if len(buffer) < end:
-                    break
-                try:
-                    self._pdvs(reassembler, buffer, 6, end)
-                except (ValueError, struct.error):
-                    self.release(keep=False)
-                    raise
-                del buffer[:end]
-                if self._messages:
-                    return self._messages.popleft()
-            if self.idle is not None and not self._readable(0):
-                # the peer is still at work: the caller's turn (flush output);
-                # the time that takes is not the peer's
-                started = time.monotonic()
-                try:
-                    self.idle()
-                except BaseException as exc:
-                    self.release()  # the stream is fine: keep what was read
-                    raise _IdleFailed(exc) from exc
-                spent = time.monotonic() - started
-                silent_since += spent
-                if deadline is not None:
-                    deadline += spent
-            until, silence = _wait_end(deadline, silent_since, network_timeout)
-            wait = None if until is None else max(0.0, until - time.monotonic())
-            try:
-                data = self.sock.recv(1 << 16) if self._readable(wait) else None
-            except OSError as exc:
-                self.release(keep=False)
-                raise PeerEnded(f"the connection failed ({exc.strerror or exc})") from None
-            if data is None:
-                self.release(keep=False)
-                raise TimeoutError(silence or "")
-            if not data:
-                self.guard.closed = True
-                self.release(keep=False)
-                raise PeerEnded("the peer closed the connection"
-                                + (" in the middle of a PDU" if buffer else ""))
-            silent_since = time.monotonic()
-            buffer += data
-
-    def _readable(self, wait: float | None) -> bool:
-        try:
-            return bool(select.select([self.sock], [], [], wait)[0])
-        except OSError:  # a closed socket: recv says so
-            return True
-
-    def _pdvs(self, reassembler: _Reassembler, pdu: bytearray, offset: int,
-              end: int) -> None:
-        """Hand the PDV items in ``pdu[offset:end]`` to ``reassembler``."""
-        while offset < end:
-            if end - offset < 6:
-                raise ValueError("P-DATA-TF ends inside a PDV item header")
-            length, context_id = _PDV_HEADER.unpack_from(pdu, offset)
-            if length < 2 or offset + 4 + length > end:
-                raise ValueError(f"PDV item of {length} bytes does not fit its PDU")
-            message = reassembler.add(context_id, bytes(pdu[offset + 5:offset + 4 + length]))
-            if message is not None:
-                self._messages.append(message)
-            offset += 4 + length
 
 
 class Exchange:
@@ -695,57 +446,40 @@ class Exchange:
     is over: leave it and abort the association if it is still established
     (:func:`~dimsekit.association.open_association` does that when the
     block raises).
+
+    ``Exchange(assoc, idle)`` gives the fast implementation when it can be
+    used, else :class:`PureExchange`.
     """
 
-    def __init__(self, assoc: Any, idle: Any = None):
-        import ssl
+    #: why the last receive() returned None, when it was the message's fault
+    failure: str | None = None
+    _context_id: int | None = None
 
+    def __new__(cls, assoc: Any, idle: Any = None) -> Any:
+        if cls is Exchange:
+            from dimsekit._internals import fast_exchange
+
+            cls = fast_exchange(assoc) or PureExchange
+        return super().__new__(cls)
+
+    def __init__(self, assoc: Any, idle: Any = None):
         self.assoc = assoc
         self.idle = idle
-        #: why the last receive() returned None, when it was the message's fault
-        self.failure: str | None = None
-        self._reassembler = _Reassembler()
-        sock = getattr(assoc.dul.socket, "socket", None)
-        self._reader = (_SocketReader(assoc) if sock is not None
-                        and not isinstance(sock, ssl.SSLSocket) else None)
-        if self._reader is not None:
-            self._reader.idle = idle
+        self.failure = None
 
-    def __enter__(self) -> "Exchange":
-        assoc = self.assoc
-        # pynetdicom's own pause: its reactor parks at its checkpoint
-        assoc._reactor_checkpoint.clear()
-        while not assoc._is_paused:
-            time.sleep(0.0001)
-        assoc.dimse.receive_primitive = self._receive_primitive
-        if self._reader is not None and not self._reader.acquire():
-            self._reader = None
+    def __enter__(self) -> Exchange:
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
-        if self._reader is not None:
-            self._reader.release()
-        del self.assoc.dimse.receive_primitive  # pynetdicom's method again
-        # messages this exchange queued but nobody took (a peer that goes
-        # on after a fault) mean nothing to pynetdicom's reactor
-        msg_queue = self.assoc.dimse.msg_queue
-        with msg_queue.mutex:
-            kept = [item for item in msg_queue.queue if not isinstance(item[1], Message)]
-            msg_queue.queue.clear()
-            msg_queue.queue.extend(kept)
-        self.assoc._reactor_checkpoint.set()
+    def __exit__(self, *exc_info: object) -> None:
+        return None
 
     def send(self, primitive: Any, context_id: int) -> None:
-        """Send a pynetdicom DIMSE primitive (e.g. ``C_FIND``)."""
-        self.assoc.dimse.send_msg(primitive, context_id)
-        if self._reader is not None:
-            self._reader.wake()
+        """Send a pynetdicom DIMSE primitive (``C_FIND``, ``C_ECHO``)."""
+        raise NotImplementedError
 
     def cancel(self, msg_id: int, context_id: int) -> None:
         """Send a C-CANCEL for the request with ``msg_id``."""
         self.assoc.send_c_cancel(msg_id, context_id)
-        if self._reader is not None:
-            self._reader.wake()
 
     def receive(self, timeout: float | None | bool = True) -> Message | None:
         """The next message; None: aborted, closed, timed out or malformed
@@ -755,38 +489,7 @@ class Exchange:
         by default the association's DIMSE timeout.  The network timeout,
         when set, also ends a silence of the socket.
         """
-
-        assoc = self.assoc
-        wait = assoc.dimse_timeout if timeout is True else timeout
-        reader = self._reader
-        if reader is not None and reader.owned:
-            try:
-                message = reader.read(self._reassembler, wait, assoc.network_timeout)
-            except _IdleFailed as exc:
-                raise exc.error from None
-            except PeerEnded as exc:
-                self.failure = str(exc)
-                return None
-            except (ValueError, struct.error) as exc:
-                self.failure = f"invalid DIMSE message from the peer ({exc})"
-                return None
-            except TimeoutError as exc:  # no message within the DIMSE timeout
-                self.failure = str(exc) or None
-                return None
-            return self._received(message)
-        if self.idle is not None and assoc.dimse.msg_queue.empty():
-            self.idle()
-        guard = SocketGuard.of(assoc)
-        message = self._from_queue(guard, wait, assoc.network_timeout)
-        if message is None:
-            if self.failure is None:
-                self.failure = guard.failure or guard.ended
-            return None
-        if not isinstance(message, Message):
-            # pynetdicom's own path had queued it before the exchange began
-            self.failure = f"unexpected {type(message).__name__} from the peer"
-            return None
-        return self._received(message)
+        raise NotImplementedError
 
     def _from_queue(self, guard: SocketGuard, wait: float | None,
                     network_timeout: float | None) -> Any:
@@ -801,7 +504,7 @@ class Exchange:
         while True:
             if guard.failure or guard.ended:
                 with contextlib.suppress(queue.Empty):
-                    _, message = msg_queue.get_nowait()  # what came before it
+                    self._context_id, message = msg_queue.get_nowait()  # came before it
                     return message
                 return None
             now = time.monotonic()
@@ -812,7 +515,7 @@ class Exchange:
                 return None
             step = 0.05 if until is None else min(0.05, until - now)
             try:
-                _, message = msg_queue.get(timeout=step)
+                self._context_id, message = msg_queue.get(timeout=step)
                 return message
             except queue.Empty:
                 continue
@@ -828,15 +531,83 @@ class Exchange:
                       else f"data set of {len(message.dataset)} bytes")
         return message
 
-    # DUL thread: DIMSEServiceProvider.receive_primitive
-    def _receive_primitive(self, primitive: Any) -> None:
-        if self.failure is not None:
-            return  # the association is being aborted: nothing more makes sense
-        try:
-            for context_id, data in primitive.presentation_data_value_list:
-                message = self._reassembler.add(context_id, data)
-                if message is not None:
-                    self.assoc.dimse.msg_queue.put((context_id, message))
-        except (ValueError, struct.error) as exc:
-            self.failure = f"invalid DIMSE message from the peer ({exc})"
-            self.assoc.dimse.msg_queue.put((None, None))  # receive() returns None
+
+#: CommandField of each response primitive pynetdicom hands over
+_RESPONSE_FIELDS = {"C_FIND": 0x8020, "C_ECHO": 0x8030, "C_GET": 0x8010,
+                    "C_MOVE": 0x8021, "C_STORE": 0x8001}
+
+
+class PureExchange(Exchange):
+    """:class:`Exchange` on pynetdicom's public API alone (see the module):
+    the requests go out through ``send_c_find``/``send_c_echo``, the
+    responses come from ``assoc.dimse.get_msg`` as pynetdicom decoded
+    them, and are handed on as :class:`Message` (their command elements
+    re-encoded, the identifier as the bytes that came)."""
+
+    def send(self, primitive: Any, context_id: int) -> None:
+        from pynetdicom.dimse_primitives import C_ECHO, C_FIND
+
+        assoc = self.assoc
+        if isinstance(primitive, C_FIND):
+            from pynetdicom.dsutils import decode
+
+            cx = next(c for c in assoc.accepted_contexts if c.context_id == context_id)
+            ts = cx.transfer_syntax[0]
+            identifier = decode(primitive.Identifier, ts.is_implicit_VR,
+                                ts.is_little_endian, ts.is_deflated)
+            # sends at once and pauses the reactor; the generator it returns
+            # is not read: the responses are taken off the DIMSE queue here
+            assoc.send_c_find(identifier, primitive.AffectedSOPClassUID,
+                              msg_id=primitive.MessageID, priority=primitive.Priority)
+        elif isinstance(primitive, C_ECHO):
+            self._echo = assoc.send_c_echo(msg_id=primitive.MessageID)
+        else:
+            raise TypeError(f"PureExchange cannot send {type(primitive).__name__}")
+
+    def receive(self, timeout: float | None | bool = True) -> Message | None:
+        echo = getattr(self, "_echo", None)
+        if echo is not None:  # send_c_echo waited for its answer itself
+            self._echo = None
+            return self._received(self._as_message(None, echo))
+        assoc = self.assoc
+        dimse = assoc.dimse
+        wait = dimse.dimse_timeout if timeout is True else timeout
+        if self.idle is not None and dimse.msg_queue.empty():
+            self.idle()
+        guard = SocketGuard.of(assoc)
+        self._context_id = None
+        primitive = self._from_queue(guard, wait, assoc.network_timeout)
+        if primitive is None:
+            if self.failure is None:
+                self.failure = guard.failure or guard.ended
+            return None
+        return self._received(self._as_message(self._context_id, primitive))
+
+    @staticmethod
+    def _as_message(context_id: int | None, primitive: Any) -> Message:
+        """A pynetdicom response primitive (or send_c_echo's status data
+        set) as the :class:`Message` the fast path would have made."""
+        command: dict[int, bytes] = {}
+        if hasattr(primitive, "is_valid_response"):
+            name = type(primitive).__name__
+            field = _RESPONSE_FIELDS.get(name, 0xFFFF) if primitive.is_valid_response \
+                else 0xFFFF
+            responding = primitive.MessageIDBeingRespondedTo
+            status = primitive.Status
+            comment = primitive.ErrorComment
+            identifier = getattr(primitive, "Identifier", None)
+            dataset = identifier.getvalue() if identifier is not None else None
+        else:  # send_c_echo's status Dataset (empty: no answer came)
+            field = 0x8030
+            responding = None
+            status = primitive.get("Status")
+            comment = primitive.get("ErrorComment")
+            dataset = None
+        command[COMMAND_FIELD] = _US.pack(field)
+        if responding is not None:
+            command[MESSAGE_ID_BEING_RESPONDED_TO] = _US.pack(responding)
+        if status is not None:
+            command[STATUS] = _US.pack(status)
+        if comment:
+            command[ERROR_COMMENT] = str(comment).encode("latin-1", "replace")
+        return Message(context_id or 0, command, dataset)
