@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark ``dimsekit find`` against DCMTK ``findscu`` and pynetdicom ``findscu``.
 
 One run sets up its own peers on loopback (Orthanc and DCMTK ``wlmscpfs``),
@@ -63,10 +62,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 LOOPBACK = "127.0.0.1"
 #: bump when the generated data changes: the cache is rebuilt
@@ -200,7 +199,7 @@ class Tools:
     dimsekit_formats: list[str] = field(default_factory=list)
 
     @classmethod
-    def find(cls, args: argparse.Namespace) -> "Tools":
+    def find(cls, args: argparse.Namespace) -> Tools:
         here = Path(sys.executable).parent
         dimsekit = args.dimsekit or str(here / "dimsekit")
         if not os.path.exists(dimsekit):
@@ -305,14 +304,14 @@ print(done)
 """
 
 
-def byte_compile(tools: "Tools") -> str:
+def byte_compile(tools: Tools) -> str:
     """dimsekit's modules as a wheel install leaves them: byte-compiled.
 
     Under PYTHONDONTWRITEBYTECODE (set in some environments) an editable
     install would compile them from source on every run, ~30 ms that a
     user's `pip install` does not pay."""
     done = subprocess.run([tools.dimsekit_python, "-c", _COMPILE], capture_output=True,
-                          text=True, timeout=120)
+                          check=False, text=True, timeout=120)
     if done.returncode:
         raise BenchError(f"byte-compiling dimsekit failed: {done.stderr.strip()[-300:]}")
     return f"{done.stdout.strip()} modules of dimsekit and its plugins byte-compiled"
@@ -1270,7 +1269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         note("bench_find: interrupted")
         return 130
     finally:
-        for proc in list(_LIVE):
+        for proc in _LIVE[:]:  # a copy: each peer's context manager removes it
             _stop(proc)
 
     elapsed = time.perf_counter() - started

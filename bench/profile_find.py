@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Run one ``dimsekit`` command in-process under cProfile, every thread.
 
 ``python -m cProfile -m dimsekit ...`` sees only the main thread, but a

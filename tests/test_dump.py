@@ -19,6 +19,7 @@ in ``test_non_ascii_*``.
 from __future__ import annotations
 
 import io
+import math
 import os
 import random
 import re
@@ -60,7 +61,7 @@ def dcmdump_lines(data: bytes, syntax: str, tmp_path: Path) -> list[str]:
     path.write_bytes(data)
     proc = subprocess.run(
         [_dcmdump_binary(), "-q", "-f", SYNTAXES[syntax][0], str(path)],
-        capture_output=True, timeout=60,
+        capture_output=True, check=False, timeout=60,
     )
     assert proc.returncode == 0, proc.stderr.decode("latin-1")
     text = proc.stdout.decode("latin-1")
@@ -379,7 +380,7 @@ def test_reading_quirks_match_dcmdump(syntax, tmp_path):
 def test_binary_vrs_match_dcmdump(syntax, tmp_path):
     """Number VRs and byte order (values packed in the syntax's byte order)."""
     order = "<" if SYNTAXES[syntax][2] else ">"
-    p = lambda fmt, *v: struct.pack(order + fmt, *v)  # noqa: E731
+    p = lambda fmt, *v: struct.pack(order + fmt, *v)
     elements = [
         (0x00660016, "OF", b""),
         (0x00660017, "OF", p("3f", 1.5, -2.0, 0.1)),
@@ -425,7 +426,7 @@ def test_float_formatting_matches_dcmdump(tmp_path):
         kind = len(values) % 4
         if kind == 0:
             value = struct.unpack("<d", rnd.getrandbits(64).to_bytes(8, "little"))[0]
-            if value != value:  # NaN: DCMTK and we both print "nan", boring
+            if math.isnan(value):  # NaN: DCMTK and we both print "nan", boring
                 continue
         elif kind == 1:
             value = rnd.uniform(-1, 1) * 10.0 ** rnd.randint(-40, 40)
@@ -484,7 +485,7 @@ def test_non_ascii_latin1_is_dcmdump_decoded(syntax, tmp_path):
     # for them, we print 7 characters and pad for those
     utf8_item = [i for i, line in enumerate(theirs) if "CodeMeaning" in line][-1]
     assert theirs[utf8_item] == (
-        "    (0008,0104) LO [" + "Größe 山".encode("utf-8").decode("latin-1") + "]"
+        "    (0008,0104) LO [" + "Größe 山".encode().decode("latin-1") + "]"
         + " " * 27 + " #  12, 1 CodeMeaning"
     )
     assert mine[utf8_item] == (
@@ -553,8 +554,12 @@ def archive(request):
 @pytest.mark.parametrize("syntax", list(SYNTAXES))
 def test_real_responses_match_dcmdump(archive, syntax, tmp_path):
     """pynetdicom's decoded responses vs dcmdump of the identifier bytes received."""
+    from pydicom.uid import (
+        ExplicitVRBigEndian,
+        ExplicitVRLittleEndian,
+        ImplicitVRLittleEndian,
+    )
     from pynetdicom import AE, evt
-    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
     study_root_find = "1.2.840.10008.5.1.4.1.2.2.1"
     transfer_syntax = {"implicit": ImplicitVRLittleEndian, "explicit": ExplicitVRLittleEndian,
@@ -637,3 +642,26 @@ def test_warnings_are_not_raised_for_ordinary_data():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         format_dataset(ds)
+
+
+def test_uid_names_are_package_data():
+    """DCMTK 3.6.7's UID name table ships as ``uid_names.tsv`` next to the
+    module (declared in pyproject's package-data, so a wheel has it)."""
+    from importlib import resources
+
+    from dimsekit.plugins.find import dump
+
+    text = resources.files(dump.__package__).joinpath("uid_names.tsv").read_text("utf-8")
+    header, *lines = text.splitlines()
+    assert header == "uid\tname"
+    rows = [line.split("\t") for line in lines]
+    assert all(len(row) == 2 and row[0] and row[1] and not set(row[1]) & set(" \t")
+               for row in rows)
+    assert len({uid for uid, _ in rows}) == len(rows) == 436
+    assert dump._uid_name("1.2.840.10008.5.1.4.1.1.2") == "CTImageStorage"
+    assert dump._uid_name("1.2.840.10008.1.2.4.51") == "JPEGExtended:Process2+4"
+    assert dump._uid_name("1.2.3") is None
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.1.1"
+    assert format_dataset(ds).split() == [
+        "(0008,0016)", "UI", "=VerificationSOPClass", "#", "18,", "1", "SOPClassUID"]

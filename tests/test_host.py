@@ -12,9 +12,9 @@ import click
 import pluggy
 import pytest
 from click.testing import CliRunner
-
 from conftest import run_dimsekit
-from dimsekit.api import InformationModel, hookimpl
+
+from dimsekit.api import InformationModel, Writer, hookimpl
 from dimsekit.cli import build_cli
 from dimsekit.host import Host, PluginError
 
@@ -163,8 +163,8 @@ def test_a_plugin_that_fails_to_import_costs_one_warning_line(tmp_path):
     result = run_dimsekit("--help", env=env)
     assert result.returncode == 0
     assert result.stderr_lines == [
-        "W: plugin 'brokenplug' (distribution brokenplug 1.2.3) skipped: "
-        "ImportError: this plugin is broken on purpose"
+        ("W: plugin 'brokenplug' (distribution brokenplug 1.2.3) skipped: "
+         "ImportError: this plugin is broken on purpose")
     ]
     assert "find" in result.stdout and "hello" in result.stdout
     assert run_dimsekit("hello", env=env).stdout == "hello from a plugin\n"
@@ -194,8 +194,8 @@ def test_a_third_party_find_collides_with_the_builtin(tmp_path):
     result = run_dimsekit("find", "--help", env={"PYTHONPATH": str(tmp_path)})
     assert result.returncode == 2
     assert result.stderr_lines == [
-        "E: command 'find' is provided by both plugin 'find' and plugin 'otherfind'; "
-        "uninstall one, or choose with DIMSEKIT_LOAD_PLUGINS=name,..."
+        ("E: command 'find' is provided by both plugin 'find' and plugin 'otherfind'; "
+         "uninstall one, or choose with DIMSEKIT_LOAD_PLUGINS=name,...")
     ]
 
 
@@ -218,7 +218,8 @@ def test_help_imports_neither_pydicom_nor_pynetdicom(args):
         "heavy = [m for m in ('pydicom', 'pynetdicom') if m in sys.modules]\n"
         "sys.stderr.write(repr(heavy))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False,
+                          text=True)
     assert proc.stderr.endswith("[]"), proc.stderr
 
 
@@ -226,7 +227,8 @@ def test_version_and_python_m():
     result = run_dimsekit("--version")
     assert result.returncode == 0 and result.stdout.splitlines()[0] == "dimsekit 0.1.0"
     script = str(Path(sys.executable).parent / "dimsekit")
-    exe = subprocess.run([script, "find", "--version"], capture_output=True, text=True)
+    exe = subprocess.run([script, "find", "--version"], capture_output=True, check=False,
+                         text=True)
     assert exe.returncode == 0 and exe.stdout.splitlines()[0] == "dimsekit 0.1.0"
 
 
@@ -260,8 +262,137 @@ def test_a_broken_pipe_that_is_not_stdout_is_not_taken_for_head(tmp_path):
         host.register(Plugin(), "sender")
         main(["send"], host=host)
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True,
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, check=False,
                           text=True, timeout=60)
     assert done.returncode == 70, done.stderr
     (line,) = done.stderr.splitlines()
     assert line.startswith("E: internal error: BrokenPipeError")
+
+
+# -- hooks are called through pluggy: wrappers work --------------------------
+
+
+def _writer(name):
+    return Writer(name, "svc", lambda stream, options: None, f"{name} help")
+
+
+class Writers:
+    def __init__(self, *names):
+        self.names = names
+
+    @hookimpl
+    def dimsekit_writers(self):
+        return [_writer(n) for n in self.names]
+
+
+def test_a_wrapper_on_writers_works_and_can_change_the_result(capsys):
+    seen = []
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def dimsekit_writers(self):
+            results = yield
+            seen.append([w.name for ws in results for w in ws])
+            kept = [[w for w in ws if w.name != "drop"] for ws in results]
+            return [*kept, [_writer("added")]]
+
+    host = fresh_host(Writers("a", "drop"), Writers("b"), Wrapper())
+    names = [w.name for w in host.writers("svc")]
+    assert sorted(names) == ["a", "added", "b"]
+    assert names.index("a") < names.index("b")  # registration order
+    assert seen == [["b", "a", "drop"]]  # pluggy's own order inside the wrapper
+    assert capsys.readouterr().err == ""
+    assert {info.status for info in host.plugins.values()} == {"loaded"}
+
+
+def test_an_old_style_hookwrapper_on_writers_works_and_can_change_the_result(capsys):
+    class OldWrapper:
+        @hookimpl(hookwrapper=True)
+        def dimsekit_writers(self):
+            outcome = yield
+            outcome.force_result([*outcome.get_result(), [_writer("added")]])
+
+    host = fresh_host(Writers("a"), OldWrapper())
+    assert sorted(w.name for w in host.writers("svc")) == ["a", "added"]
+    assert capsys.readouterr().err == ""
+    assert host.plugins["p1"].status == "loaded"
+
+
+def test_a_wrapper_around_a_failing_plugin_still_wraps_the_others(capsys):
+    class Broken:
+        @hookimpl
+        def dimsekit_writers(self):
+            raise RuntimeError("boom")
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def dimsekit_writers(self):
+            results = yield
+            return [*results, [_writer("added")]]
+
+    host = fresh_host(Writers("a"), Broken(), Wrapper())
+    assert sorted(w.name for w in host.writers("svc")) == ["a", "added"]
+    err = capsys.readouterr().err
+    assert err == "W: plugin 'p1' skipped: RuntimeError: boom\n"
+    assert host.plugins["p1"].status == "failed: RuntimeError: boom"
+    assert host.plugins["p0"].status == host.plugins["p2"].status == "loaded"
+
+
+@pytest.mark.parametrize("culprit", ["raises", "wrapper raises", "not iterable",
+                                     "fails while iterated", "wrapper did not yield"])
+def test_a_failing_plugin_is_named_and_the_others_stand(culprit, capsys):
+    class Raises:
+        @hookimpl
+        def dimsekit_writers(self):
+            raise RuntimeError("boom")
+
+    class WrapperRaises:
+        @hookimpl(wrapper=True)
+        def dimsekit_writers(self):
+            yield
+            raise RuntimeError("boom")
+
+    class NotIterable:
+        @hookimpl
+        def dimsekit_writers(self):
+            return 42
+
+    class FailsWhileIterated:
+        @hookimpl
+        def dimsekit_writers(self):
+            yield _writer("half")
+            raise RuntimeError("boom")
+
+    class NoYield:
+        @hookimpl(wrapper=True)
+        def dimsekit_writers(self):
+            return []
+            yield  # a generator that never yields
+
+    bad = {"raises": Raises, "wrapper raises": WrapperRaises,
+           "not iterable": NotIterable, "fails while iterated": FailsWhileIterated,
+           "wrapper did not yield": NoYield}[culprit]()
+    host = fresh_host(Writers("a"), bad, Writers("b"))
+    assert [w.name for w in host.writers("svc")] == ["a", "b"]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("W: plugin 'p1' skipped: ")
+    assert host.plugins["p1"].status.startswith("failed: ")
+    # left out of that hook from then on: asking again costs no second warning
+    host.__dict__.pop("_writers")
+    assert [w.name for w in host.writers("svc")] == ["a", "b"]
+    assert capsys.readouterr().err == ""
+
+
+def test_a_duplicate_a_wrapper_adds_is_reported():
+    class Duplicates:
+        @hookimpl(wrapper=True)
+        def dimsekit_writers(self):
+            results = yield
+            return [*results, [_writer("a")]]
+
+    with pytest.raises(PluginError, match="'a' is provided by both plugin 'p0' and "
+                                          "plugin 'p1'"):
+        fresh_host(Writers("a"), Duplicates()).writers("svc")
+    with pytest.raises(PluginError, match="'a' is provided by both plugin 'p0' and "
+                                          "plugin 'p1'"):
+        fresh_host(Writers("a"), Writers("b", "a")).writers("svc")

@@ -1,6 +1,6 @@
 """``dimsekit find`` against a hostile peer (tests/hostile.py): the contract
-of DESIGN.md ("Exit status", "Security defaults") under every fault we could
-script at the byte level.
+of docs/exit-codes.md and docs/faults.md (exit status, one ``E:`` line,
+every read bounded) under every fault we could script at the byte level.
 
 Each case runs the real command as a subprocess against a raw-socket peer
 and checks: the exit code; on failure exactly one ``E:`` line; no

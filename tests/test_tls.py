@@ -16,22 +16,22 @@ import socket
 import ssl
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable
 
 import click
 import pydicom
 import pytest
 from click.testing import CliRunner
-
 from conftest import assert_no_traceback, read_until, run_dimsekit, streaming_find
+from realpeers import TLSMaterial, run_findscu
+
 from dimsekit import argv as argv_mod
 from dimsekit.options import AssociationSettings, DimsekitCommand, association_options
 from dimsekit.testing import QuerySCP
 from dimsekit.tls import TLSSettings, read_password
-from realpeers import TLSMaterial, run_findscu
 
 STUDY_QUERY = ("-S", "-k", "QueryRetrieveLevel=STUDY", "-k", "PatientName=",
                "-k", "StudyInstanceUID=")
@@ -94,6 +94,60 @@ def test_password_and_peer_options_rightmost_wins(tls_material):
     assert parse(*tls, "--tls-min-version", "1.3")["min"] == "1.3"
 
 
+def test_rightmost_wins_with_attached_values_and_values_like_options(tls_material):
+    m = tls_material
+    key, cert, ca = str(m.client_key), str(m.client_cert), str(m.ca_cert)
+    # --opt=value: the first of +tls's two values attached
+    assert parse("+tla", f"--enable-tls={key}", cert, "+cf", ca)["key"] == key
+    assert parse(f"--enable-tls={key}", cert, "--anonymous-tls", "+cf", ca)["mode"] == \
+        "anonymous"
+    tls = ("+tls", key, cert, "+cf", ca)
+    assert parse(*tls, "--use-passwd=x", "-pw")["password"] == "null"
+    assert parse(*tls, "-pw", "--use-passwd=x")["password"] == "given"
+    # a value that looks like an option is a value: +tla is the password here
+    assert parse(*tls, "+pw", "+tla") == parse(*tls, "+pw", "x")
+    assert parse(*tls, "+pw", "+tla")["mode"] == "authenticated"
+    result = CliRunner().invoke(probe, ["+tla", "+tls", "-tls", cert, "+cf", ca])
+    assert "cannot read TLS private key file '-tls'" in str(result.exception)
+
+
+def test_walk_args_reads_the_command_line_as_click_does():
+    from dimsekit.options import args_in_order, walk_args
+
+    seen = {}
+
+    @click.command(cls=DimsekitCommand)
+    @click.option("-q", is_flag=True)
+    @click.option("-v", count=True)
+    @click.option("-k", "--key", "keys", multiple=True)
+    @click.option("+tls", "--enable-tls", "tls", nargs=2)
+    @click.option("--color/--no-color", default=None)
+    @click.argument("rest", nargs=-1)
+    def cmd(**kwargs):
+        seen["given"] = [(g.param.name if g.param else None, g.values)
+                         for g in args_in_order(click.get_current_context())]
+        seen["kwargs"] = kwargs
+
+    args = ["-qvkA=1", "-k", "-q", "--key=B=2", "pos", "+tls", "K", "C",
+            "--enable-tls=K2", "C2", "-vv", "--no-color", "--", "-q", "+tls"]
+    result = CliRunner().invoke(cmd, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert seen["given"] == [
+        ("q", ()), ("v", ()), ("keys", ("A=1",)), ("keys", ("-q",)), ("keys", ("B=2",)),
+        (None, ("pos",)), ("tls", ("K", "C")), ("tls", ("K2", "C2")),
+        ("v", ()), ("v", ()), ("color", ()), (None, ("-q",)), (None, ("+tls",)),
+    ]
+    # what click itself made of the same words
+    assert seen["kwargs"]["keys"] == ("A=1", "-q", "B=2")
+    assert seen["kwargs"]["v"] == 3 and seen["kwargs"]["tls"] == ("K2", "C2")
+    assert seen["kwargs"]["rest"] == ("pos", "-q", "+tls")
+    # no DimsekitCommand, no order noted
+    ctx = click.Context(click.Command("plain"))
+    assert args_in_order(ctx) is None
+    assert walk_args(cmd, click.Context(cmd), ["--nope", "-z", "x"]) == [
+        (None, ("x",))]
+
+
 def test_anonymous_tls_verifies_the_peer_whenever_a_ca_is_given():
     assert parse("+tla")["verifies"] is False  # and warns, see below
     assert parse("+tla", "-rc")["verifies"] is True  # asked for: verify
@@ -138,8 +192,8 @@ def test_help_imports_neither_ssl_nor_cryptography():
         "except SystemExit:\n    pass\n"
         "print([m for m in ('ssl', 'cryptography') if m in sys.modules], file=sys.stderr)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False,
+                          text=True, timeout=60)
     assert "+tls, --enable-tls KEY CERT" in proc.stdout
     assert proc.stderr.strip().splitlines()[-1] == "[]"
 
@@ -233,7 +287,7 @@ def silent_listener():
         def connected() -> bool:
             try:
                 conn, _ = sock.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 return False
             conn.close()
             return True
@@ -247,11 +301,11 @@ def _m(attr: str) -> Callable[[TLSMaterial], str]:
 
 @pytest.mark.parametrize("args, message", [
     (("+tls", _m("client_key_encrypted"), _m("client_cert"), "+pw", "wrong"),
-     "cannot decrypt TLS private key '{client_key_encrypted}': wrong password "
-     "(+pw/--use-passwd)"),
+     ("cannot decrypt TLS private key '{client_key_encrypted}': wrong password "
+      "(+pw/--use-passwd)")),
     (("+tls", _m("client_key_encrypted"), _m("client_cert"), "-pw"),
-     "cannot decrypt TLS private key '{client_key_encrypted}': wrong password "
-     "(-pw/--null-passwd: the empty password)"),
+     ("cannot decrypt TLS private key '{client_key_encrypted}': wrong password "
+      "(-pw/--null-passwd: the empty password)")),
     (("+tls", _m("client_key_encrypted"), _m("client_cert")),  # +ps, nothing on stdin
      "cannot decrypt TLS private key '{client_key_encrypted}': wrong password"),
     (("+tls", "{dir}/missing.key", _m("client_cert")),
@@ -261,11 +315,11 @@ def _m(attr: str) -> Callable[[TLSMaterial], str]:
     (("+tls", _m("client_key"), _m("server_cert")),
      "TLS private key '{client_key}' does not belong to certificate '{server_cert}'"),
     (("+tls", _m("client_key_der"), _m("client_cert_der")),
-     "cannot read TLS certificate file '{client_cert_der}': not a PEM certificate "
-     "(-der selects the other format)"),
+     ("cannot read TLS certificate file '{client_cert_der}': not a PEM certificate "
+      "(-der selects the other format)")),
     (("+tls", _m("client_key"), _m("client_cert"), "-der"),
-     "cannot read TLS certificate file '{client_cert}': not a DER certificate "
-     "(-pem selects the other format)"),
+     ("cannot read TLS certificate file '{client_cert}': not a DER certificate "
+      "(-pem selects the other format)")),
     (("+tls", _m("client_cert"), _m("client_cert")),
      "cannot read TLS private key file '{client_cert}': not a PEM private key"),
     (("+tla", "+cf", _m("client_key")),
@@ -418,7 +472,7 @@ CASES = [
          + HANDSHAKE + "the peer closed the connection (unexpected EOF); does the peer "
          "trust our client certificate?", False, 3),
     Case("anonymous", "open", ("+tla", "+cf", CA), "ok", True),
-    # +tla without a CA: dimsekit skips verification and warns (DESIGN.md);
+    # +tla without a CA: dimsekit skips verification and warns (docs/tls.md);
     # DCMTK 3.6.7 still verifies, against no CA, and fails
     Case("anonymous-no-ca", "open", ("+tla",), "ok", False),
     Case("encrypted-key-use-passwd", "strict",
@@ -494,8 +548,8 @@ def test_skipping_verification_says_so(peers, tls_material, tmp_path):
                     ("+tls", str(m.client_key), str(m.client_cert), "-ic"))
     assert ours.ok, ours.stderr
     assert ours.stderr.splitlines() == [
-        "W: TLS: the peer's certificate is NOT verified (-ic/--ignore-peer-cert): anyone "
-        "who can intercept the connection can pretend to be the peer"]
+        ("W: TLS: the peer's certificate is NOT verified (-ic/--ignore-peer-cert): anyone "
+         "who can intercept the connection can pretend to be the peer")]
     anon = run_ours("127.0.0.1", peers["open"].port, "ANY-SCP", tmp_path / "anon",
                     ("+tla",))
     assert anon.ok and "(+tla/--anonymous-tls without +cf/+cd)" in anon.stderr
@@ -570,8 +624,8 @@ def test_tls_to_a_plain_dicom_port_is_one_clear_line(tls_material):
     assert_no_traceback(result)
     assert result.returncode == 3
     assert result.stderr_lines == [
-        f"E: TLS handshake with 127.0.0.1:{scp.port} failed: wrong version number; "
-        "the peer may not speak TLS on this port (for plain DICOM leave out +tls/+tla)"]
+        (f"E: TLS handshake with 127.0.0.1:{scp.port} failed: wrong version number; "
+         "the peer may not speak TLS on this port (for plain DICOM leave out +tls/+tla)")]
 
 
 @pytest.fixture
@@ -613,13 +667,13 @@ def raw_tls_peer(tls_material):
 
 
 @pytest.mark.parametrize("mode, message", [
-    ("close", "E: TLS connection to {where} closed by the peer before it answered the "
-              "association request; does the peer require a client certificate "
-              "(+tls KEY CERT)?"),
-    ("abort", "E: association aborted by {where} during negotiation "
-              "(source: Service Provider, reason: reason-not-specified)"),
-    ("silent", "E: no answer to the association request from {where} within 1.0 s "
-               "(ACSE timeout)"),
+    ("close", ("E: TLS connection to {where} closed by the peer before it answered the "
+               "association request; does the peer require a client certificate "
+               "(+tls KEY CERT)?")),
+    ("abort", ("E: association aborted by {where} during negotiation "
+               "(source: Service Provider, reason: reason-not-specified)")),
+    ("silent", ("E: no answer to the association request from {where} within 1.0 s "
+                "(ACSE timeout)")),
 ])
 def test_what_happens_after_the_handshake_is_told_apart(mode, message, raw_tls_peer,
                                                         tls_material):

@@ -3,22 +3,29 @@
 :class:`Host` wraps a pluggy ``PluginManager``: it loads the ``dimsekit``
 entry-point group (the built-in find plugin is declared there like any third
 party's), isolates failing plugins (one warning line each), and collects
-contributions hook by hook, plugin by plugin, so one broken hook
-implementation cannot take the others down.
+contributions by calling each hook through pluggy (so hook wrappers work);
+only when a call fails does it go plugin by plugin to name the culprit, so
+one broken hook implementation cannot take the others down.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
-from typing import Any, Iterable
+from typing import Any
 
 import pluggy
 
 from dimsekit import hookspecs
 from dimsekit.errors import DimsekitError
-from dimsekit.records import ExtendedNegotiationFlag, InformationModel, PluginInfo, Writer
+from dimsekit.records import (
+    ExtendedNegotiationFlag,
+    InformationModel,
+    PluginInfo,
+    Writer,
+)
 
 PROJECT = "dimsekit"
 #: comma list of entry-point names to load besides the built-ins; "" = built-ins only
@@ -45,6 +52,8 @@ class Host:
         pm.add_hookspecs(hookspecs)
         self.pm = pm
         self.plugins: dict[str, PluginInfo] = {}
+        #: hook name -> plugins whose implementation of it failed
+        self._left_out: dict[str, set[str]] = {}
 
     # -- loading ----------------------------------------------------------
 
@@ -89,10 +98,10 @@ class Host:
         """Load the ``dimsekit`` entry-point group, honouring DIMSEKIT_LOAD_PLUGINS."""
         from importlib.metadata import entry_points
 
-        env = os.environ if env is None else env
+        environ: Mapping[str, str] = os.environ if env is None else env
         wanted: set[str] | None = None
-        if LOAD_ENV in env:
-            wanted = {n.strip() for n in env[LOAD_ENV].split(",") if n.strip()}
+        if LOAD_ENV in environ:
+            wanted = {n.strip() for n in environ[LOAD_ENV].split(",") if n.strip()}
         def builtin(ep) -> bool:
             # by module, not by distribution: reading a distribution's
             # metadata costs start-up time every `dimsekit` run pays
@@ -118,81 +127,169 @@ class Host:
 
     # -- collecting -------------------------------------------------------
 
-    def collect(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call one hook plugin by plugin: ``[(plugin_name, item), ...]``.
+    def collect(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Call one hook through pluggy: every item the plugins contributed.
 
-        A plugin whose implementation raises is reported once and marked
-        failed; the other plugins' contributions stand.
+        Hook wrappers (``@hookimpl(wrapper=True)``, old-style
+        ``hookwrapper=True``) run as pluggy runs them and may change the
+        result.  Items come in the order of ``get_hookimpls()`` (registration
+        order, built-ins first): pluggy calls the last registered first, so
+        its list of results is read backwards.
+
+        Only when that call fails (it raises, or a result is not an iterable)
+        does the host go plugin by plugin to name the culprit: it calls the
+        hook again with one more plugin each time (plain implementations
+        first, then wrappers); a plugin whose addition makes the call fail is
+        reported once, marked failed and left out of this hook from then on.
+        The other plugins' contributions stand.
         """
-        out: list[tuple[str, Any]] = []
-        caller = getattr(self.pm.hook, hook_name)
-        for impl in caller.get_hookimpls():  # registration order
-            name = impl.plugin_name
+        try:
+            return _items(self._caller(hook_name)(**kwargs))
+        except Exception:  # noqa: BLE001 - some plugin failed: name it
+            return self._isolate(hook_name, kwargs)
+
+    def _isolate(self, hook_name: str, kwargs: dict[str, Any]) -> list[Any]:
+        """:meth:`collect` plugin by plugin: what the plugins that work
+        contribute, the others reported and left out of ``hook_name``."""
+        kept: list[Any] = []
+        items: list[Any] = []
+        for name, plugin in self._implementers(hook_name):
             try:
-                args = {a: kwargs[a] for a in impl.argnames}
-                result = impl.function(**args)
-                items = list(result or ())
-            except Exception as exc:  # noqa: BLE001
-                info = self.plugins.setdefault(name, PluginInfo(name))
-                self._failed(info, exc)
+                items = _items(self._caller(hook_name, keep=[*kept, plugin])(**kwargs))
+            except Exception as exc:  # noqa: BLE001 - isolate any plugin failure
+                self._left_out.setdefault(hook_name, set()).add(name)
+                self._failed(self.plugins.setdefault(name, PluginInfo(name)), exc)
                 continue
-            out.extend((name, item) for item in items)
+            kept.append(plugin)
+        return items
+
+    def contributors(self, hook_name: str, match: Callable[[Any], bool],
+                     **kwargs: Any) -> list[str]:
+        """The plugins whose implementation of ``hook_name``, called alone,
+        contributes an item ``match`` accepts: one name per item, in
+        registration order.
+
+        For messages only (two plugins providing one name): it calls the
+        hook again, once per plugin, so a host asks only when it is about to
+        report a conflict.  An item that a wrapper adds to the others'
+        results, rather than on its own, is not found.
+        """
+        names: list[str] = []
+        for name, plugin in self._implementers(hook_name):
+            try:
+                items = _items(self._caller(hook_name, keep=[plugin])(**kwargs))
+            except Exception:  # noqa: BLE001 - its failure is reported when collected
+                items = []
+            names.extend(name for item in items if match(item))
+        return names
+
+    def _implementers(self, hook_name: str) -> list[tuple[str, Any]]:
+        """``(name, plugin)`` implementing ``hook_name``, not left out of it:
+        plain implementations first, then wrappers (pluggy's own order)."""
+        left_out = self._left_out.get(hook_name, set())
+        out: list[tuple[str, Any]] = []
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            if impl.plugin_name not in left_out and all(p is not impl.plugin for _, p in out):
+                out.append((impl.plugin_name, impl.plugin))
         return out
 
+    def _caller(self, hook_name: str, keep: list[Any] | None = None) -> Any:
+        """The hook caller for ``hook_name``: every plugin implementing it but
+        those left out of it, or only the plugins in ``keep``."""
+        caller = getattr(self.pm.hook, hook_name)
+        left_out = self._left_out.get(hook_name, set())
+        if keep is None and not left_out:
+            return caller
+        remove = [impl.plugin for impl in caller.get_hookimpls()
+                  if impl.plugin_name in left_out
+                  or (keep is not None and all(impl.plugin is not k for k in keep))]
+        return self.pm.subset_hook_caller(hook_name, remove_plugins=remove)
+
     @cached_property
-    def _models(self) -> list[tuple[str, InformationModel]]:
+    def _models(self) -> list[InformationModel]:
         return self.collect("dimsekit_information_models")
 
     @cached_property
-    def _flags(self) -> list[tuple[str, ExtendedNegotiationFlag]]:
+    def _flags(self) -> list[ExtendedNegotiationFlag]:
         return self.collect("dimsekit_extended_negotiation_flags")
 
     @cached_property
-    def _writers(self) -> list[tuple[str, Writer]]:
+    def _writers(self) -> list[Writer]:
         return self.collect("dimsekit_writers")
 
     def information_models(self, service: str) -> list[InformationModel]:
         """Models contributed for ``service`` (e.g. ``"find"``), unique by name."""
-        return _unique(self._models, service, "information model")
+        return self._unique("dimsekit_information_models", self._models, service,
+                            "information model")
 
     def extended_negotiation_flags(self, service: str) -> list[ExtendedNegotiationFlag]:
         """Extended-negotiation flags contributed for ``service``."""
-        return _unique(self._flags, service, "extended negotiation flag")
+        return self._unique("dimsekit_extended_negotiation_flags", self._flags, service,
+                            "extended negotiation flag")
 
     def writers(self, service: str) -> list[Writer]:
         """Output formats contributed for ``service``."""
-        return _unique(self._writers, service, "output format")
+        return self._unique("dimsekit_writers", self._writers, service, "output format")
 
     def commands(self) -> dict[str, Any]:
         """Every command plugins contribute, by name; a collision is an error."""
-        found: dict[str, tuple[str, Any]] = {}
-        for plugin, command in self.collect("dimsekit_commands", host=self):
+        found: dict[str, Any] = {}
+        for command in self.collect("dimsekit_commands", host=self):
             name = command.name
             if name in HOST_COMMANDS:
+                who = self.contributors("dimsekit_commands", _named(name), host=self)
                 raise PluginError(
-                    f"plugin {plugin!r} provides command {name!r}, which is dimsekit's own"
+                    f"{_naming(who[:1])} provides command {name!r}, which is dimsekit's own"
                 )
             if name in found:
+                who = self.contributors("dimsekit_commands", _named(name), host=self)
                 raise PluginError(
-                    f"command {name!r} is provided by both plugin {found[name][0]!r} "
-                    f"and plugin {plugin!r}; uninstall one, or choose with "
-                    f"{LOAD_ENV}=name,..."
+                    f"command {name!r} is provided by {_naming(who[:2], 2)}; "
+                    f"uninstall one, or choose with {LOAD_ENV}=name,..."
                 )
-            found[name] = (plugin, command)
-        return {name: cmd for name, (_, cmd) in found.items()}
+            found[name] = command
+        return found
+
+    def _unique(self, hook_name: str, items: Iterable[Any], service: str,
+                what: str) -> list[Any]:
+        seen: set[str] = set()
+        out = []
+        for item in items:
+            if item.service != service:
+                continue
+            if item.name in seen:
+                who = self.contributors(hook_name, _named(item.name, service))
+                raise PluginError(
+                    f"{what} {item.name!r} is provided by {_naming(who[:2], 2)}"
+                )
+            seen.add(item.name)
+            out.append(item)
+        return out
 
 
-def _unique(items: Iterable[tuple[str, Any]], service: str, what: str) -> list[Any]:
-    seen: dict[str, str] = {}
-    out = []
-    for plugin, item in items:
-        if item.service != service:
-            continue
-        if item.name in seen:
-            raise PluginError(
-                f"{what} {item.name!r} is provided by both plugin {seen[item.name]!r} "
-                f"and plugin {plugin!r}"
-            )
-        seen[item.name] = plugin
-        out.append(item)
+def _items(results: Any) -> list[Any]:
+    """Flatten pluggy's list of results (each an iterable or None), read
+    backwards: pluggy calls the last registered plugin first."""
+    out: list[Any] = []
+    for result in reversed(results):
+        out.extend(result or ())
     return out
+
+
+def _named(name: str, service: str | None = None) -> Callable[[Any], bool]:
+    """Matches a contribution called ``name`` (of ``service``, if given)."""
+    def match(item: Any) -> bool:
+        return item.name == name and (service is None or item.service == service)
+    return match
+
+
+def _naming(plugins: list[str], count: int = 1) -> str:
+    """``plugin 'a'`` / ``both plugin 'a' and plugin 'b'``; what no plugin
+    contributes on its own came from a hook wrapper."""
+    named = [f"plugin {name!r}" for name in plugins]
+    named += ["a hook wrapper"] * (count - len(named))
+    if count == 1:
+        return named[0]
+    if named[0] == named[1] == "a hook wrapper":
+        return "hook wrappers twice"
+    return f"both {named[0]} and {named[1]}"

@@ -10,7 +10,7 @@ One grammar covers both reference tools (DCMTK ``findscu``, pynetdicom
                | gggg ',' eeee               DCMTK's old syntax
                | Keyword                     pydicom dictionary keyword
 
-Semantics (see DESIGN.md, "Query keys (-k)"):
+Semantics (the user-facing contract is docs/find.md, "override matching keys"):
 
 * ``Keyword`` / ``Keyword=`` -- a zero-length element (a return key).
 * ``Keyword=value`` -- the value is taken verbatim (quotes included: it is

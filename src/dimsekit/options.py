@@ -19,8 +19,9 @@ the callback one ``association`` argument (:class:`AssociationSettings`); ``key_
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import click
 
@@ -46,7 +47,13 @@ class GroupedOption(click.Option):
 
 
 class DimsekitCommand(click.Command):
-    """A click command whose help lists options under their group headings."""
+    """A click command whose help lists options under their group headings,
+    and which notes every option and argument in command-line order
+    (:func:`args_in_order`, :func:`last_given`) before click parses them."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[_IN_ORDER] = (ctx, walk_args(self, ctx, args))
+        return super().parse_args(ctx, args)
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         groups: dict[str, list[tuple[str, str]]] = {}
@@ -61,6 +68,128 @@ class DimsekitCommand(click.Command):
         for heading, records in groups.items():
             with formatter.section(heading):
                 formatter.write_dl(records)
+
+
+# ---------------------------------------------------------------------------
+# the command line in order
+# ---------------------------------------------------------------------------
+
+#: ``ctx.meta`` slot: ``(ctx, [Given, ...])`` noted by DimsekitCommand
+_IN_ORDER = "dimsekit.args_in_order"
+
+
+class Given(NamedTuple):
+    """One option occurrence (``param`` the click option, ``values`` the
+    words it took) or one positional argument (``param`` None, one value)."""
+
+    param: click.Option | None
+    values: tuple[str, ...]
+
+
+def walk_args(command: click.Command, ctx: click.Context, args: list[str]) -> list[Given]:
+    """Every option occurrence and positional argument of ``args``, in order.
+
+    click hands a callback each option's value, not where it stood; this walk
+    reads ``args`` as click's parser does, from public click API only
+    (``get_params``, ``opts``, ``secondary_opts``, ``nargs``, ``is_flag``,
+    ``count``): ``--opt=value``, ``-kVALUE``, clustered short flags (``-qv``),
+    ``--`` (everything after it positional), and options taking several
+    values (``+tls KEY CERT``).  Unknown options take no value (click
+    reports them when it parses).
+    """
+    long_opts: dict[str, click.Option] = {}
+    short_opts: dict[str, click.Option] = {}
+    prefixes = {"-", "--"}
+    for param in command.get_params(ctx):
+        if not isinstance(param, click.Option):
+            continue
+        for opt in (*param.opts, *param.secondary_opts):
+            prefix, name = _split_opt(opt)
+            prefixes.add(prefix[:1])
+            if len(prefix) == 1 and len(name) == 1:
+                short_opts[opt] = param
+            else:
+                long_opts[opt] = param
+                prefixes.add(prefix)
+
+    def normal(opt: str) -> str:
+        if ctx.token_normalize_func is None:
+            return opt
+        prefix, name = _split_opt(opt)
+        return f"{prefix}{ctx.token_normalize_func(name)}"
+
+    out: list[Given] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            break
+        if not (arg[:1] in prefixes and len(arg) > 1):
+            out.append(Given(None, (arg,)))
+            if not ctx.allow_interspersed_args:
+                break  # the first positional ends the options
+            continue
+        opt, eq, attached = arg.partition("=")
+        found = long_opts.get(normal(opt))
+        if found is not None:
+            n = _takes(found)
+            if eq and n:
+                out.append(Given(found, (attached, *args[i:i + n - 1])))
+                i += n - 1
+            else:
+                out.append(Given(found, tuple(args[i:i + n])))
+                i += n
+            continue
+        if arg[:2] in prefixes:  # "--nope": unknown, never a cluster of short ones
+            if ctx.ignore_unknown_options:
+                out.append(Given(None, (arg,)))
+            continue
+        for j in range(1, len(arg)):  # -qv, -kVALUE: short options, clustered
+            found = short_opts.get(normal(arg[0] + arg[j]))
+            if found is None:
+                break  # unknown: click reports it
+            n = _takes(found)
+            if not n:
+                out.append(Given(found, ()))
+            elif j + 1 < len(arg):  # the rest of the word is the first value
+                out.append(Given(found, (arg[j + 1:], *args[i:i + n - 1])))
+                i += n - 1
+                break
+            else:
+                out.append(Given(found, tuple(args[i:i + n])))
+                i += n
+                break
+    else:
+        return out
+    # "--", or the first positional without interspersed arguments
+    out.extend(Given(None, (a,)) for a in args[i:])
+    return out
+
+
+def _split_opt(opt: str) -> tuple[str, str]:
+    """``"--name"`` -> ``("--", "name")``, ``"+tls"`` -> ``("+", "tls")``
+    (click's rule: a doubled first character is a two-character prefix)."""
+    first = opt[:1]
+    if first.isalnum():
+        return "", opt
+    if opt[1:2] == first:
+        return opt[:2], opt[2:]
+    return first, opt[1:]
+
+
+def _takes(param: click.Option) -> int:
+    """How many words an occurrence of ``param`` takes."""
+    return 0 if param.is_flag or param.count else param.nargs
+
+
+def args_in_order(ctx: click.Context) -> list[Given] | None:
+    """The command line of ``ctx``'s command as :func:`walk_args` read it,
+    or None when the command is not a :class:`DimsekitCommand`."""
+    record = ctx.meta.get(_IN_ORDER)
+    if record is None or record[0] is not ctx:
+        return None
+    return record[1]
 
 
 def option(*decls: str, group: str, **kwargs: Any) -> Callable:
@@ -214,7 +343,6 @@ class AssociationSettings:
     #: :class:`dimsekit.tls.TLSSettings` (None: plain TCP); a ready
     #: ``(ssl.SSLContext, server_hostname)`` pair is used as it is
     tls: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------
@@ -222,51 +350,21 @@ class AssociationSettings:
 # ---------------------------------------------------------------------------
 
 
-class OrderedOption(GroupedOption):
-    """An option whose every occurrence is noted, in command-line order.
+def last_given(ctx: click.Context, names: tuple[str, ...]) -> str | None:
+    """Which of the options ``names`` (parameter names) came last, if any.
 
     DCMTK resolves mutually exclusive options rightmost-wins.  Options that
     share one click name get that from click (>= 8.2), but only when they
     take the same number of values; ``-tls`` / ``+tls KEY CERT`` / ``+tla``
-    do not, so each notes its occurrences under ``order_key`` and
-    :func:`last_given` tells which came last.
+    do not, so the command line is read in order (:func:`args_in_order`;
+    a command that is not a :class:`DimsekitCommand` has no order noted).
     """
-
-    def __init__(self, *args: Any, order_key: str, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.order_key = order_key
-
-    def add_to_parser(self, parser: Any, ctx: click.Context) -> None:
-        super().add_to_parser(parser, ctx)
-        slot = f"dimsekit.order.{self.order_key}"
-        record = ctx.meta.get(slot)
-        if record is None or record[0] is not parser:
-            record = ctx.meta[slot] = (parser, [])
-        seen = record[1]
-        # click's parser keeps its options in these tables (click 7 to 8.x)
-        for table in (getattr(parser, "_long_opt", {}), getattr(parser, "_short_opt", {})):
-            for opt in self.opts:
-                parsed = table.get(opt)
-                if parsed is None or getattr(parsed, "obj", None) is not self \
-                        or getattr(parsed, "_dimsekit_noted", False):
-                    continue
-                process = parsed.process
-
-                def noting(value: Any, state: Any, _process=process) -> None:
-                    seen.append(self.name)
-                    _process(value, state)
-
-                parsed.process = noting
-                parsed._dimsekit_noted = True
-
-
-def last_given(ctx: click.Context, order_key: str, names: tuple[str, ...]) -> str | None:
-    """Which of ``names`` (options of one ``order_key``) came last, if any."""
-    record = ctx.meta.get(f"dimsekit.order.{order_key}")
-    seen = [n for n in (record[1] if record else []) if n in names]
+    seen = [g.param.name for g in args_in_order(ctx) or ()
+            if g.param is not None and g.param.name in names]
     if seen:
         return seen[-1]
-    # no order noted (a click without the parser tables): first given wins
+    # none on the command line (an environment variable, a default map), or
+    # no order noted: the first of names given wins
     for name in names:
         if _given(ctx, name):
             return name
@@ -289,32 +387,24 @@ _TLS_SEED = "TLS pseudo random generator (accepted, not needed)"
 _TLS_PEER = "TLS peer authentication"
 
 
-def _ordered(*decls: str, group: str, order_key: str, **kwargs: Any) -> Callable:
-    return click.option(*decls, cls=OrderedOption, group=group, order_key=order_key,
-                        **kwargs)
-
-
 _TLS_OPTIONS = (
-    _ordered("-tls", "--disable-tls", "tls_disable", group=_TLS_STACK,
-             order_key="tls.stack", is_flag=True,
-             help="use normal TCP/IP connection (default)"),
-    _ordered("+tls", "--enable-tls", "tls_enable", group=_TLS_STACK,
-             order_key="tls.stack", nargs=2, metavar="KEY CERT",
-             help="use authenticated secure TLS connection: private key file "
-                  "KEY, certificate file CERT"),
-    _ordered("+tla", "--anonymous-tls", "tls_anonymous", group=_TLS_STACK,
-             order_key="tls.stack", is_flag=True,
-             help="use secure TLS connection without certificate"),
-    _ordered("+ps", "--std-passwd", "tls_std_passwd", group=_TLS_PW,
-             order_key="tls.passwd", is_flag=True,
-             help="prompt user to type password on stdin (default; only if the "
-                  "key is encrypted)"),
-    _ordered("+pw", "--use-passwd", "tls_use_passwd", group=_TLS_PW,
-             order_key="tls.passwd", metavar="PASSWORD",
-             help="use specified password (visible to other users: prefer +ps)"),
-    _ordered("-pw", "--null-passwd", "tls_null_passwd", group=_TLS_PW,
-             order_key="tls.passwd", is_flag=True,
-             help="use empty string as password"),
+    # rightmost wins within each group although they take different numbers
+    # of values: _build_tls asks last_given
+    option("-tls", "--disable-tls", "tls_disable", group=_TLS_STACK, is_flag=True,
+           help="use normal TCP/IP connection (default)"),
+    option("+tls", "--enable-tls", "tls_enable", group=_TLS_STACK, nargs=2,
+           metavar="KEY CERT",
+           help="use authenticated secure TLS connection: private key file "
+                "KEY, certificate file CERT"),
+    option("+tla", "--anonymous-tls", "tls_anonymous", group=_TLS_STACK, is_flag=True,
+           help="use secure TLS connection without certificate"),
+    option("+ps", "--std-passwd", "tls_std_passwd", group=_TLS_PW, is_flag=True,
+           help="prompt user to type password on stdin (default; only if the "
+                "key is encrypted)"),
+    option("+pw", "--use-passwd", "tls_use_passwd", group=_TLS_PW, metavar="PASSWORD",
+           help="use specified password (visible to other users: prefer +ps)"),
+    option("-pw", "--null-passwd", "tls_null_passwd", group=_TLS_PW, is_flag=True,
+           help="use empty string as password"),
     option("-pem", "--pem-keys", "tls_key_format", group=_TLS_FMT, flag_value="pem",
            help="read keys and certificates as PEM file (default)"),
     option("-der", "--der-keys", "tls_key_format", group=_TLS_FMT, flag_value="der",
@@ -389,7 +479,7 @@ def _build_tls(values: dict[str, Any]) -> Any:
     from dimsekit.errors import UsageError
 
     ctx = click.get_current_context()
-    stack = last_given(ctx, "tls.stack", ("tls_disable", "tls_enable", "tls_anonymous"))
+    stack = last_given(ctx, ("tls_disable", "tls_enable", "tls_anonymous"))
     mode = {"tls_enable": "authenticated", "tls_anonymous": "anonymous"}.get(stack or "")
     if mode != "authenticated":
         for name in _PASSWORD_OPTIONS:
@@ -406,7 +496,7 @@ def _build_tls(values: dict[str, Any]) -> Any:
 
     from dimsekit.tls import TLSSettings  # only now: plain TCP never loads it
 
-    password_option = last_given(ctx, "tls.passwd", _PASSWORD_OPTIONS)
+    password_option = last_given(ctx, _PASSWORD_OPTIONS)
     password_source = {"tls_use_passwd": "given", "tls_null_passwd": "null"}.get(
         password_option or "", "prompt")
     key_file, cert_file = values["tls_enable"] or (None, None)

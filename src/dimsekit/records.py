@@ -6,8 +6,9 @@ host can validate, list and de-duplicate contributions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -97,11 +98,3 @@ class PluginInfo:
             "hooks": list(self.hooks),
         }
 
-
-def flatten(results: Iterable[Iterable[Any] | None]) -> list[Any]:
-    """Flatten pluggy's list of per-plugin results (each an iterable or None)."""
-    out: list[Any] = []
-    for res in results:
-        if res:
-            out.extend(res)
-    return out

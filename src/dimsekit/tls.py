@@ -27,8 +27,9 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from dimsekit.errors import UsageError
 from dimsekit.logs import LOGGER_NAME
@@ -88,9 +89,6 @@ TLS13_CIPHERS = frozenset({
     "TLS_AES_128_CCM_8_SHA256",
 })
 
-#: ``--tls-min-version`` values
-MIN_VERSIONS = ("1.2", "1.3")
-
 # option spellings, for messages
 ENABLE = "+tls/--enable-tls"
 ANONYMOUS = "+tla/--anonymous-tls"
@@ -141,9 +139,8 @@ class TLSSettings:
         """Whether the peer's certificate (and name) is checked."""
         if self.peer_cert == "ignore":
             return False
-        if self.peer_cert is None and self.mode == "anonymous" and not self.has_cas:
-            return False
-        return True
+        # +tla with no CA and no -rc/-vc: nothing to verify against
+        return not (self.peer_cert is None and self.mode == "anonymous" and not self.has_cas)
 
     def hostname_for(self, peer: str) -> str:
         """The name sent as SNI and verified: ``--request-sni`` or the peer."""

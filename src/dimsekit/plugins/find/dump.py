@@ -77,12 +77,13 @@ access, reading a defined-length sequence converts it from its raw form.
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from typing import Any
 
-from pydicom.dataelem import RawDataElement
 from pydicom.datadict import dictionary_is_retired, dictionary_VR, keyword_for_tag
+from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.valuerep import IS, DSdecimal, DSfloat, PersonName
 
@@ -181,18 +182,23 @@ def _dcmtk_vr(tag: int, vr: str) -> str:
 
 
 # --------------------------------------------------------------------------
-# UID names (DCMTK 3.6.7 dcmFindNameOfUID table, loaded on first use)
+# UID names: DCMTK 3.6.7's dcmFindNameOfUID table, package data
+# (uid_names.tsv: a "uid<TAB>name" header, then one UID per line), read on
+# first use
 
-_UID_NAMES: dict[str, str] | None = None
+
+@functools.cache
+def _uid_names() -> dict[str, str]:
+    from importlib import resources
+
+    package = __name__.rpartition(".")[0]
+    text = resources.files(package).joinpath("uid_names.tsv").read_text("utf-8")
+    rows = (line.split("\t", 1) for line in text.splitlines()[1:] if line)
+    return {uid: name for uid, name in rows}
 
 
 def _uid_name(uid: str) -> str | None:
-    global _UID_NAMES
-    if _UID_NAMES is None:
-        _UID_NAMES = dict(
-            line.split(" ", 1) for line in _UID_TABLE.splitlines() if line
-        )
-    return _UID_NAMES.get(uid)
+    return _uid_names().get(uid)
 
 
 # --------------------------------------------------------------------------
@@ -226,7 +232,7 @@ def _py_encodings(charset: tuple[str, ...] | None) -> list[str]:
 
         try:
             encodings = convert_encodings(list(charset) if charset else None)
-        except Exception:  # unknown term: pydicom's own fallback is latin-1
+        except Exception:  # noqa: BLE001 - unknown term: pydicom's own fallback is latin-1
             encodings = [default_encoding]
         _PY_ENCODINGS[charset] = encodings
     return encodings
@@ -243,7 +249,7 @@ def _decode_text(value: bytes, vr: str, charset: tuple[str, ...] | None) -> str:
         delimiters = _MULTI_TEXT_DELIMS
     try:
         return decode_bytes(value, _py_encodings(charset), delimiters)
-    except Exception:
+    except Exception:  # noqa: BLE001 - undecodable: shown byte for character
         return value.decode("latin-1")
 
 
@@ -279,7 +285,7 @@ def _ftoa_round(digits: list[str], fract: float, ch: str | None,
 
 
 def _ftoa(val: float, prec: int) -> str:
-    if val != val:
+    if math.isnan(val):
         return "nan"
     if val == math.inf:
         return "inf"
@@ -342,7 +348,7 @@ def _ftoa(val: float, prec: int) -> str:
         if t and t[-1] == ".":
             t.pop()
         exp = expcnt
-        return sign + "".join(t) + ("e-%02d" % -exp if exp < 0 else "e+%02d" % exp)
+        return sign + "".join(t) + (f"e-{-exp:02d}" if exp < 0 else f"e+{exp:02d}")
     if expcnt:
         t.extend(idigits)
         prec -= expcnt
@@ -542,7 +548,7 @@ def _encode_value(elem: Any, little: bool, charset: tuple[str, ...] | None) -> b
     fp.is_implicit_VR = True  # no VR in the header: 8 bytes, never ambiguous
     try:
         write_data_element(fp, elem, list(charset) if charset else None)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a value pydicom cannot write: encoded below
         value = elem.value
         if isinstance(value, (bytes, bytearray)):
             return bytes(value)
@@ -552,7 +558,7 @@ def _encode_value(elem: Any, little: bool, charset: tuple[str, ...] | None) -> b
             vals = [int(v) for v in value]
             code = "h" if any(v < 0 for v in vals) else "H"
             return struct.pack(("<" if little else ">") + str(len(vals)) + code, *vals)
-        except Exception:
+        except Exception:  # noqa: BLE001 - anything else: its text
             return str(value).encode("utf-8")
     return fp.getvalue()[8:]
 
@@ -570,7 +576,8 @@ def _line(out: list[str], indent: str, head: str, vr: str, text: str,
 def _elements(ds: Any) -> dict:
     elements = getattr(ds, "_dict", None)
     if elements is None:  # not pydicom 3's layout: go the public way
-        elements = {tag: ds.get_item(tag) for tag in ds.keys()}
+        # iterating a Dataset yields its elements, converted: keys() are tags
+        elements = {tag: ds.get_item(tag) for tag in ds.keys()}  # noqa: SIM118
     return elements
 
 
@@ -585,7 +592,7 @@ def _pixel_representation(elements: dict, little: bool) -> int | None:
                 return None
             return struct.unpack("<H" if elem.is_little_endian else ">H", value[:2])[0]
         return int(elem.value)
-    except Exception:
+    except Exception:  # noqa: BLE001 - unreadable: as if absent
         return None
 
 
@@ -725,443 +732,3 @@ def format_dataset(ds: Any, indent: int = 0) -> str:
     _format_items(ds, indent, out, bool(implicit), bool(little), None)
     return "\n".join(out)
 
-
-# DCMTK 3.6.7 UID names: "uid name" per line (from dcmFindNameOfUID)
-_UID_TABLE = """\
-1.2.840.10008.1.1 VerificationSOPClass
-1.2.840.10008.1.2 LittleEndianImplicit
-1.2.840.10008.1.2.1 LittleEndianExplicit
-1.2.840.10008.1.2.1.99 DeflatedLittleEndianExplicit
-1.2.840.10008.1.2.2 BigEndianExplicit
-1.2.840.10008.1.2.4.50 JPEGBaseline
-1.2.840.10008.1.2.4.51 JPEGExtended:Process2+4
-1.2.840.10008.1.2.4.52 JPEGExtended:Process3+5
-1.2.840.10008.1.2.4.53 JPEGSpectralSelection:Non-hierarchical:Process6+8
-1.2.840.10008.1.2.4.54 JPEGSpectralSelection:Non-hierarchical:Process7+9
-1.2.840.10008.1.2.4.55 JPEGFullProgression:Non-hierarchical:Process10+12
-1.2.840.10008.1.2.4.56 JPEGFullProgression:Non-hierarchical:Process11+13
-1.2.840.10008.1.2.4.57 JPEGLossless:Non-hierarchical:Process14
-1.2.840.10008.1.2.4.58 JPEGLossless:Non-hierarchical:Process15
-1.2.840.10008.1.2.4.59 JPEGExtended:Hierarchical:Process16+18
-1.2.840.10008.1.2.4.60 JPEGExtended:Hierarchical:Process17+19
-1.2.840.10008.1.2.4.61 JPEGSpectralSelection:Hierarchical:Process20+22
-1.2.840.10008.1.2.4.62 JPEGSpectralSelection:Hierarchical:Process21+23
-1.2.840.10008.1.2.4.63 JPEGFullProgression:Hierarchical:Process24+26
-1.2.840.10008.1.2.4.64 JPEGFullProgression:Hierarchical:Process25+27
-1.2.840.10008.1.2.4.65 JPEGLossless:Hierarchical:Process28
-1.2.840.10008.1.2.4.66 JPEGLossless:Hierarchical:Process29
-1.2.840.10008.1.2.4.70 JPEGLossless:Non-hierarchical-1stOrderPrediction
-1.2.840.10008.1.2.4.80 JPEGLSLossless
-1.2.840.10008.1.2.4.81 JPEGLSLossy
-1.2.840.10008.1.2.4.90 JPEG2000LosslessOnly
-1.2.840.10008.1.2.4.91 JPEG2000
-1.2.840.10008.1.2.4.92 JPEG2000MulticomponentLosslessOnly
-1.2.840.10008.1.2.4.93 JPEG2000Multicomponent
-1.2.840.10008.1.2.4.94 JPIPReferenced
-1.2.840.10008.1.2.4.95 JPIPReferencedDeflate
-1.2.840.10008.1.2.4.100 MPEG2MainProfile@MainLevel
-1.2.840.10008.1.2.4.101 MPEG2MainProfile@HighLevel
-1.2.840.10008.1.2.4.102 MPEG4HighProfile/Level4.1
-1.2.840.10008.1.2.4.103 MPEG4BDcompatibleHighProfile/Level4.1
-1.2.840.10008.1.2.4.104 MPEG4HighProfile/Level4.2For2DVideo
-1.2.840.10008.1.2.4.105 MPEG4HighProfile/Level4.2For3DVideo
-1.2.840.10008.1.2.4.106 MPEG4StereoHighProfile/Level4.2
-1.2.840.10008.1.2.4.107 HEVCMainProfile/Level5.1
-1.2.840.10008.1.2.4.108 HEVCMain10Profile/Level5.1
-1.2.840.10008.1.2.5 RLELossless
-1.2.840.10008.1.2.6.1 RFC2557MIMEEncapsulation
-1.2.840.10008.1.2.6.2 XMLEncoding
-1.2.840.10008.1.2.7.1 SMPTEST2110-20:UncompressedProgressiveActiveVideo
-1.2.840.10008.1.2.7.2 SMPTEST2110-20:UncompressedInterlacedActiveVideo
-1.2.840.10008.1.2.7.3 SMPTEST2110-30:PCMDigitalAudio
-1.2.840.10008.1.3.10 MediaStorageDirectoryStorage
-1.2.840.10008.1.4.1.1 TalairachBrainAtlasFrameOfReference
-1.2.840.10008.1.4.1.2 SPM2T1FrameOfReference
-1.2.840.10008.1.4.1.3 SPM2T2FrameOfReference
-1.2.840.10008.1.4.1.4 SPM2PDFrameOfReference
-1.2.840.10008.1.4.1.5 SPM2EPIFrameOfReference
-1.2.840.10008.1.4.1.6 SPM2FILT1FrameOfReference
-1.2.840.10008.1.4.1.7 SPM2PETFrameOfReference
-1.2.840.10008.1.4.1.8 SPM2TRANSMFrameOfReference
-1.2.840.10008.1.4.1.9 SPM2SPECTFrameOfReference
-1.2.840.10008.1.4.1.10 SPM2GRAYFrameOfReference
-1.2.840.10008.1.4.1.11 SPM2WHITEFrameOfReference
-1.2.840.10008.1.4.1.12 SPM2CSFFrameOfReference
-1.2.840.10008.1.4.1.13 SPM2BRAINMASKFrameOfReference
-1.2.840.10008.1.4.1.14 SPM2AVG305T1FrameOfReference
-1.2.840.10008.1.4.1.15 SPM2AVG152T1FrameOfReference
-1.2.840.10008.1.4.1.16 SPM2AVG152T2FrameOfReference
-1.2.840.10008.1.4.1.17 SPM2AVG152PDFrameOfReference
-1.2.840.10008.1.4.1.18 SPM2SINGLESUBJT1FrameOfReference
-1.2.840.10008.1.4.2.1 ICBM452T1FrameOfReference
-1.2.840.10008.1.4.2.2 ICBMSingleSubjectMRIFrameOfReference
-1.2.840.10008.1.4.3.1 IEC61217FixedCoordinateSystemFrameOfReference
-1.2.840.10008.1.4.3.2 StandardRoboticCoordinateSystemFrameOfReference
-1.2.840.10008.1.4.3.3 IEC61217TableTopCoordinateSystemFrameOfReference
-1.2.840.10008.1.4.4.1 SRI24FrameOfReferenc
-1.2.840.10008.1.4.5.1 Colin27FrameOfReference
-1.2.840.10008.1.4.6.1 LPBA40AIRFrameOfReference
-1.2.840.10008.1.4.6.2 LPBA40FLIRTFrameOfReference
-1.2.840.10008.1.4.6.3 LPBA40SPM5FrameOfReference
-1.2.840.10008.1.5.1 HotIronColorPaletteSOPInstance
-1.2.840.10008.1.5.2 PETColorPaletteSOPInstance
-1.2.840.10008.1.5.3 HotMetalBlueColorPaletteSOPInstance
-1.2.840.10008.1.5.4 PET20StepColorPaletteSOPInstance
-1.2.840.10008.1.5.5 SpringColorPaletteSOPInstance
-1.2.840.10008.1.5.6 SummerColorPaletteSOPInstance
-1.2.840.10008.1.5.7 FallColorPaletteSOPInstance
-1.2.840.10008.1.5.8 WinterColorPaletteSOPInstance
-1.2.840.10008.1.9 RETIRED_BasicStudyContentNotificationSOPClass
-1.2.840.10008.1.20.1 StorageCommitmentPushModelSOPClass
-1.2.840.10008.1.20.1.1 StorageCommitmentPushModelSOPInstance
-1.2.840.10008.1.20.2 RETIRED_StorageCommitmentPullModelSOPClass
-1.2.840.10008.1.20.2.1 RETIRED_StorageCommitmentPullModelSOPInstance
-1.2.840.10008.1.40 ProceduralEventLoggingSOPClass
-1.2.840.10008.1.40.1 ProceduralEventLoggingSOPInstance
-1.2.840.10008.1.42 SubstanceAdministrationLoggingSOPClass
-1.2.840.10008.1.42.1 SubstanceAdministrationLoggingSOPInstance
-1.2.840.10008.2.6.1 DICOMUIDRegistryCodingScheme
-1.2.840.10008.2.16.4 DICOMControlledTerminologyCodingScheme
-1.2.840.10008.3.1.1.1 StandardApplicationContext
-1.2.840.10008.3.1.2.1.1 RETIRED_DetachedPatientManagementSOPClass
-1.2.840.10008.3.1.2.1.4 RETIRED_DetachedPatientManagementMetaSOPClass
-1.2.840.10008.3.1.2.2.1 RETIRED_DetachedVisitManagementSOPClass
-1.2.840.10008.3.1.2.3.1 RETIRED_DetachedStudyManagementSOPClass
-1.2.840.10008.3.1.2.3.2 RETIRED_StudyComponentManagementSOPClass
-1.2.840.10008.3.1.2.3.3 ModalityPerformedProcedureStepSOPClass
-1.2.840.10008.3.1.2.3.4 ModalityPerformedProcedureStepRetrieveSOPClass
-1.2.840.10008.3.1.2.3.5 ModalityPerformedProcedureStepNotificationSOPClass
-1.2.840.10008.3.1.2.5.1 RETIRED_DetachedResultsManagementSOPClass
-1.2.840.10008.3.1.2.5.4 RETIRED_DetachedResultsManagementMetaSOPClass
-1.2.840.10008.3.1.2.5.5 RETIRED_DetachedStudyManagementMetaSOPClass
-1.2.840.10008.3.1.2.6.1 RETIRED_DetachedInterpretationManagementSOPClass
-1.2.840.10008.4.2 StorageServiceClass
-1.2.840.10008.5.1.1.1 BasicFilmSessionSOPClass
-1.2.840.10008.5.1.1.2 BasicFilmBoxSOPClass
-1.2.840.10008.5.1.1.4 BasicGrayscaleImageBoxSOPClass
-1.2.840.10008.5.1.1.4.1 BasicColorImageBoxSOPClass
-1.2.840.10008.5.1.1.4.2 RETIRED_ReferencedImageBoxSOPClass
-1.2.840.10008.5.1.1.9 BasicGrayscalePrintManagementMetaSOPClass
-1.2.840.10008.5.1.1.9.1 RETIRED_ReferencedGrayscalePrintManagementMetaSOPClass
-1.2.840.10008.5.1.1.14 PrintJobSOPClass
-1.2.840.10008.5.1.1.15 BasicAnnotationBoxSOPClass
-1.2.840.10008.5.1.1.16 PrinterSOPClass
-1.2.840.10008.5.1.1.16.376 PrinterConfigurationRetrievalSOPClass
-1.2.840.10008.5.1.1.17 PrinterSOPInstance
-1.2.840.10008.5.1.1.17.376 PrinterConfigurationRetrievalSOPInstance
-1.2.840.10008.5.1.1.18 BasicColorPrintManagementMetaSOPClass
-1.2.840.10008.5.1.1.18.1 RETIRED_ReferencedColorPrintManagementMetaSOPClass
-1.2.840.10008.5.1.1.22 VOILUTBoxSOPClass
-1.2.840.10008.5.1.1.23 PresentationLUTSOPClass
-1.2.840.10008.5.1.1.24 RETIRED_ImageOverlayBoxSOPClass
-1.2.840.10008.5.1.1.24.1 RETIRED_BasicPrintImageOverlayBoxSOPClass
-1.2.840.10008.5.1.1.25 RETIRED_PrintQueueSOPInstance
-1.2.840.10008.5.1.1.26 RETIRED_PrintQueueManagementSOPClass
-1.2.840.10008.5.1.1.27 RETIRED_StoredPrintStorage
-1.2.840.10008.5.1.1.29 RETIRED_HardcopyGrayscaleImageStorage
-1.2.840.10008.5.1.1.30 RETIRED_HardcopyColorImageStorage
-1.2.840.10008.5.1.1.31 RETIRED_PullPrintRequestSOPClass
-1.2.840.10008.5.1.1.32 RETIRED_PullStoredPrintManagementMetaSOPClass
-1.2.840.10008.5.1.1.33 MediaCreationManagementSOPClass
-1.2.840.10008.5.1.1.40 DisplaySystemSOPClass
-1.2.840.10008.5.1.1.40.1 DisplaySystemSOPInstance
-1.2.840.10008.5.1.4.1.1.1 ComputedRadiographyImageStorage
-1.2.840.10008.5.1.4.1.1.1.1 DigitalXRayImageStorageForPresentation
-1.2.840.10008.5.1.4.1.1.1.1.1 DigitalXRayImageStorageForProcessing
-1.2.840.10008.5.1.4.1.1.1.2 DigitalMammographyXRayImageStorageForPresentation
-1.2.840.10008.5.1.4.1.1.1.2.1 DigitalMammographyXRayImageStorageForProcessing
-1.2.840.10008.5.1.4.1.1.1.3 DigitalIntraOralXRayImageStorageForPresentation
-1.2.840.10008.5.1.4.1.1.1.3.1 DigitalIntraOralXRayImageStorageForProcessing
-1.2.840.10008.5.1.4.1.1.2 CTImageStorage
-1.2.840.10008.5.1.4.1.1.2.1 EnhancedCTImageStorage
-1.2.840.10008.5.1.4.1.1.2.2 LegacyConvertedEnhancedCTImageStorage
-1.2.840.10008.5.1.4.1.1.3 RETIRED_UltrasoundMultiframeImageStorage
-1.2.840.10008.5.1.4.1.1.3.1 UltrasoundMultiframeImageStorage
-1.2.840.10008.5.1.4.1.1.4 MRImageStorage
-1.2.840.10008.5.1.4.1.1.4.1 EnhancedMRImageStorage
-1.2.840.10008.5.1.4.1.1.4.2 MRSpectroscopyStorage
-1.2.840.10008.5.1.4.1.1.4.3 EnhancedMRColorImageStorage
-1.2.840.10008.5.1.4.1.1.4.4 LegacyConvertedEnhancedMRImageStorage
-1.2.840.10008.5.1.4.1.1.5 RETIRED_NuclearMedicineImageStorage
-1.2.840.10008.5.1.4.1.1.6 RETIRED_UltrasoundImageStorage
-1.2.840.10008.5.1.4.1.1.6.1 UltrasoundImageStorage
-1.2.840.10008.5.1.4.1.1.6.2 EnhancedUSVolumeStorage
-1.2.840.10008.5.1.4.1.1.7 SecondaryCaptureImageStorage
-1.2.840.10008.5.1.4.1.1.7.1 MultiframeSingleBitSecondaryCaptureImageStorage
-1.2.840.10008.5.1.4.1.1.7.2 MultiframeGrayscaleByteSecondaryCaptureImageStorage
-1.2.840.10008.5.1.4.1.1.7.3 MultiframeGrayscaleWordSecondaryCaptureImageStorage
-1.2.840.10008.5.1.4.1.1.7.4 MultiframeTrueColorSecondaryCaptureImageStorage
-1.2.840.10008.5.1.4.1.1.8 RETIRED_StandaloneOverlayStorage
-1.2.840.10008.5.1.4.1.1.9 RETIRED_StandaloneCurveStorage
-1.2.840.10008.5.1.4.1.1.9.1 DRAFT_WaveformStorage
-1.2.840.10008.5.1.4.1.1.9.1.1 TwelveLeadECGWaveformStorage
-1.2.840.10008.5.1.4.1.1.9.1.2 GeneralECGWaveformStorage
-1.2.840.10008.5.1.4.1.1.9.1.3 AmbulatoryECGWaveformStorage
-1.2.840.10008.5.1.4.1.1.9.2.1 HemodynamicWaveformStorage
-1.2.840.10008.5.1.4.1.1.9.3.1 CardiacElectrophysiologyWaveformStorage
-1.2.840.10008.5.1.4.1.1.9.4.1 BasicVoiceAudioWaveformStorage
-1.2.840.10008.5.1.4.1.1.9.4.2 GeneralAudioWaveformStorage
-1.2.840.10008.5.1.4.1.1.9.5.1 ArterialPulseWaveformStorage
-1.2.840.10008.5.1.4.1.1.9.6.1 RespiratoryWaveformStorage
-1.2.840.10008.5.1.4.1.1.9.6.2 MultichannelRespiratoryWaveformStorage
-1.2.840.10008.5.1.4.1.1.9.7.1 RoutineScalpElectroencephalogramWaveformStorage
-1.2.840.10008.5.1.4.1.1.9.7.2 ElectromyogramWaveformStorage
-1.2.840.10008.5.1.4.1.1.9.7.3 ElectrooculogramWaveformStorage
-1.2.840.10008.5.1.4.1.1.9.7.4 SleepElectroencephalogramWaveformStorage
-1.2.840.10008.5.1.4.1.1.9.8.1 BodyPositionWaveformStorage
-1.2.840.10008.5.1.4.1.1.10 RETIRED_StandaloneModalityLUTStorage
-1.2.840.10008.5.1.4.1.1.11 RETIRED_StandaloneVOILUTStorage
-1.2.840.10008.5.1.4.1.1.11.1 GrayscaleSoftcopyPresentationStateStorage
-1.2.840.10008.5.1.4.1.1.11.2 ColorSoftcopyPresentationStateStorage
-1.2.840.10008.5.1.4.1.1.11.3 PseudoColorSoftcopyPresentationStateStorage
-1.2.840.10008.5.1.4.1.1.11.4 BlendingSoftcopyPresentationStateStorage
-1.2.840.10008.5.1.4.1.1.11.5 XAXRFGrayscaleSoftcopyPresentationStateStorage
-1.2.840.10008.5.1.4.1.1.11.6 GrayscalePlanarMPRVolumetricPresentationStateStorage
-1.2.840.10008.5.1.4.1.1.11.7 CompositingPlanarMPRVolumetricPresentationStateStorage
-1.2.840.10008.5.1.4.1.1.11.8 AdvancedBlendingPresentationStateStorage
-1.2.840.10008.5.1.4.1.1.11.9 VolumeRenderingVolumetricPresentationStateStorage
-1.2.840.10008.5.1.4.1.1.11.10 SegmentedVolumeRenderingVolumetricPresentationStateStorage
-1.2.840.10008.5.1.4.1.1.11.11 MultipleVolumeRenderingVolumetricPresentationStateStorage
-1.2.840.10008.5.1.4.1.1.12.1 XRayAngiographicImageStorage
-1.2.840.10008.5.1.4.1.1.12.1.1 EnhancedXAImageStorage
-1.2.840.10008.5.1.4.1.1.12.2 XRayRadiofluoroscopicImageStorage
-1.2.840.10008.5.1.4.1.1.12.2.1 EnhancedXRFImageStorage
-1.2.840.10008.5.1.4.1.1.12.3 RETIRED_XRayAngiographicBiPlaneImageStorage
-1.2.840.10008.5.1.4.1.1.13.1.1 XRay3DAngiographicImageStorage
-1.2.840.10008.5.1.4.1.1.13.1.2 XRay3DCraniofacialImageStorage
-1.2.840.10008.5.1.4.1.1.13.1.3 BreastTomosynthesisImageStorage
-1.2.840.10008.5.1.4.1.1.13.1.4 BreastProjectionXRayImageStorageForPresentation
-1.2.840.10008.5.1.4.1.1.13.1.5 BreastProjectionXRayImageStorageForProcessing
-1.2.840.10008.5.1.4.1.1.14.1 IntravascularOpticalCoherenceTomographyImageStorageForPresentation
-1.2.840.10008.5.1.4.1.1.14.2 IntravascularOpticalCoherenceTomographyImageStorageForProcessing
-1.2.840.10008.5.1.4.1.1.20 NuclearMedicineImageStorage
-1.2.840.10008.5.1.4.1.1.30 ParametricMapStorage
-1.2.840.10008.5.1.4.1.1.66 RawDataStorage
-1.2.840.10008.5.1.4.1.1.66.1 SpatialRegistrationStorage
-1.2.840.10008.5.1.4.1.1.66.2 SpatialFiducialsStorage
-1.2.840.10008.5.1.4.1.1.66.3 DeformableSpatialRegistrationStorage
-1.2.840.10008.5.1.4.1.1.66.4 SegmentationStorage
-1.2.840.10008.5.1.4.1.1.66.5 SurfaceSegmentationStorage
-1.2.840.10008.5.1.4.1.1.66.6 TractographyResultsStorage
-1.2.840.10008.5.1.4.1.1.67 RealWorldValueMappingStorage
-1.2.840.10008.5.1.4.1.1.68.1 SurfaceScanMeshStorage
-1.2.840.10008.5.1.4.1.1.68.2 SurfaceScanPointCloudStorage
-1.2.840.10008.5.1.4.1.1.77.1 RETIRED_VLImageStorage
-1.2.840.10008.5.1.4.1.1.77.1.1 VLEndoscopicImageStorage
-1.2.840.10008.5.1.4.1.1.77.1.1.1 VideoEndoscopicImageStorage
-1.2.840.10008.5.1.4.1.1.77.1.2 VLMicroscopicImageStorage
-1.2.840.10008.5.1.4.1.1.77.1.2.1 VideoMicroscopicImageStorage
-1.2.840.10008.5.1.4.1.1.77.1.3 VLSlideCoordinatesMicroscopicImageStorage
-1.2.840.10008.5.1.4.1.1.77.1.4 VLPhotographicImageStorage
-1.2.840.10008.5.1.4.1.1.77.1.4.1 VideoPhotographicImageStorage
-1.2.840.10008.5.1.4.1.1.77.1.5.1 OphthalmicPhotography8BitImageStorage
-1.2.840.10008.5.1.4.1.1.77.1.5.2 OphthalmicPhotography16BitImageStorage
-1.2.840.10008.5.1.4.1.1.77.1.5.3 StereometricRelationshipStorage
-1.2.840.10008.5.1.4.1.1.77.1.5.4 OphthalmicTomographyImageStorage
-1.2.840.10008.5.1.4.1.1.77.1.5.5 WideFieldOphthalmicPhotographyStereographicProjectionImageStorage
-1.2.840.10008.5.1.4.1.1.77.1.5.6 WideFieldOphthalmicPhotography3DCoordinatesImageStorage
-1.2.840.10008.5.1.4.1.1.77.1.5.7 OphthalmicOpticalCoherenceTomographyEnFaceImageStorage
-1.2.840.10008.5.1.4.1.1.77.1.5.8 OphthalmicOpticalCoherenceTomographyBscanVolumeAnalysisStorage
-1.2.840.10008.5.1.4.1.1.77.1.6 VLWholeSlideMicroscopyImageStorage
-1.2.840.10008.5.1.4.1.1.77.1.7 DermoscopicPhotographyImageStorage
-1.2.840.10008.5.1.4.1.1.77.2 RETIRED_VLMultiframeImageStorage
-1.2.840.10008.5.1.4.1.1.78.1 LensometryMeasurementsStorage
-1.2.840.10008.5.1.4.1.1.78.2 AutorefractionMeasurementsStorage
-1.2.840.10008.5.1.4.1.1.78.3 KeratometryMeasurementsStorage
-1.2.840.10008.5.1.4.1.1.78.4 SubjectiveRefractionMeasurementsStorage
-1.2.840.10008.5.1.4.1.1.78.5 VisualAcuityMeasurementsStorage
-1.2.840.10008.5.1.4.1.1.78.6 SpectaclePrescriptionReportStorage
-1.2.840.10008.5.1.4.1.1.78.7 OphthalmicAxialMeasurementsStorage
-1.2.840.10008.5.1.4.1.1.78.8 IntraocularLensCalculationsStorage
-1.2.840.10008.5.1.4.1.1.79.1 MacularGridThicknessAndVolumeReportStorage
-1.2.840.10008.5.1.4.1.1.80.1 OphthalmicVisualFieldStaticPerimetryMeasurementsStorage
-1.2.840.10008.5.1.4.1.1.81.1 OphthalmicThicknessMapStorage
-1.2.840.10008.5.1.4.1.1.82.1 CornealTopographyMapStorage
-1.2.840.10008.5.1.4.1.1.88.1 DRAFT_SRTextStorage
-1.2.840.10008.5.1.4.1.1.88.2 DRAFT_SRAudioStorage
-1.2.840.10008.5.1.4.1.1.88.3 DRAFT_SRDetailStorage
-1.2.840.10008.5.1.4.1.1.88.4 DRAFT_SRComprehensiveStorage
-1.2.840.10008.5.1.4.1.1.88.11 BasicTextSRStorage
-1.2.840.10008.5.1.4.1.1.88.22 EnhancedSRStorage
-1.2.840.10008.5.1.4.1.1.88.33 ComprehensiveSRStorage
-1.2.840.10008.5.1.4.1.1.88.34 Comprehensive3DSRStorage
-1.2.840.10008.5.1.4.1.1.88.35 ExtensibleSRStorage
-1.2.840.10008.5.1.4.1.1.88.40 ProcedureLogStorage
-1.2.840.10008.5.1.4.1.1.88.50 MammographyCADSRStorage
-1.2.840.10008.5.1.4.1.1.88.59 KeyObjectSelectionDocumentStorage
-1.2.840.10008.5.1.4.1.1.88.65 ChestCADSRStorage
-1.2.840.10008.5.1.4.1.1.88.67 XRayRadiationDoseSRStorage
-1.2.840.10008.5.1.4.1.1.88.68 RadiopharmaceuticalRadiationDoseSRStorage
-1.2.840.10008.5.1.4.1.1.88.69 ColonCADSRStorage
-1.2.840.10008.5.1.4.1.1.88.70 ImplantationPlanSRDocumentStorage
-1.2.840.10008.5.1.4.1.1.88.71 AcquisitionContextSRStorage
-1.2.840.10008.5.1.4.1.1.88.72 SimplifiedAdultEchoSRStorage
-1.2.840.10008.5.1.4.1.1.88.73 PatientRadiationDoseSRStorage
-1.2.840.10008.5.1.4.1.1.88.74 PlannedImagingAgentAdministrationSRStorage
-1.2.840.10008.5.1.4.1.1.88.75 PerformedImagingAgentAdministrationSRStorage
-1.2.840.10008.5.1.4.1.1.88.76 EnhancedXRayRadiationDoseSRStorage
-1.2.840.10008.5.1.4.1.1.90.1 ContentAssessmentResultsStorage
-1.2.840.10008.5.1.4.1.1.91.1 MicroscopyBulkSimpleAnnotationsStorage
-1.2.840.10008.5.1.4.1.1.104.1 EncapsulatedPDFStorage
-1.2.840.10008.5.1.4.1.1.104.2 EncapsulatedCDAStorage
-1.2.840.10008.5.1.4.1.1.104.3 EncapsulatedSTLStorage
-1.2.840.10008.5.1.4.1.1.104.4 EncapsulatedOBJStorage
-1.2.840.10008.5.1.4.1.1.104.5 EncapsulatedMTLStorage
-1.2.840.10008.5.1.4.1.1.128 PositronEmissionTomographyImageStorage
-1.2.840.10008.5.1.4.1.1.128.1 LegacyConvertedEnhancedPETImageStorage
-1.2.840.10008.5.1.4.1.1.129 RETIRED_StandalonePETCurveStorage
-1.2.840.10008.5.1.4.1.1.130 EnhancedPETImageStorage
-1.2.840.10008.5.1.4.1.1.131 BasicStructuredDisplayStorage
-1.2.840.10008.5.1.4.1.1.200.1 CTDefinedProcedureProtocolStorage
-1.2.840.10008.5.1.4.1.1.200.2 CTPerformedProcedureProtocolStorage
-1.2.840.10008.5.1.4.1.1.200.3 ProtocolApprovalStorage
-1.2.840.10008.5.1.4.1.1.200.4 FINDProtocolApprovalInformationModel
-1.2.840.10008.5.1.4.1.1.200.5 MOVEProtocolApprovalInformationModel
-1.2.840.10008.5.1.4.1.1.200.6 GETProtocolApprovalInformationModel
-1.2.840.10008.5.1.4.1.1.200.7 XADefinedProcedureProtocolStorage
-1.2.840.10008.5.1.4.1.1.200.8 XAPerformedProcedureProtocolStorage
-1.2.840.10008.5.1.4.1.1.481.1 RTImageStorage
-1.2.840.10008.5.1.4.1.1.481.2 RTDoseStorage
-1.2.840.10008.5.1.4.1.1.481.3 RTStructureSetStorage
-1.2.840.10008.5.1.4.1.1.481.4 RTBeamsTreatmentRecordStorage
-1.2.840.10008.5.1.4.1.1.481.5 RTPlanStorage
-1.2.840.10008.5.1.4.1.1.481.6 RTBrachyTreatmentRecordStorage
-1.2.840.10008.5.1.4.1.1.481.7 RTTreatmentSummaryRecordStorage
-1.2.840.10008.5.1.4.1.1.481.8 RTIonPlanStorage
-1.2.840.10008.5.1.4.1.1.481.9 RTIonBeamsTreatmentRecordStorage
-1.2.840.10008.5.1.4.1.1.481.10 RTPhysicianIntentStorage
-1.2.840.10008.5.1.4.1.1.481.11 RTSegmentAnnotationStorage
-1.2.840.10008.5.1.4.1.1.481.12 RTRadiationSetStorage
-1.2.840.10008.5.1.4.1.1.481.13 CArmPhotonElectronRadiationStorage
-1.2.840.10008.5.1.4.1.1.481.14 TomotherapeuticRadiationStorage
-1.2.840.10008.5.1.4.1.1.481.15 RoboticArmRadiationStorage
-1.2.840.10008.5.1.4.1.1.481.16 RTRadiationRecordSetStorage
-1.2.840.10008.5.1.4.1.1.481.17 RTRadiationSalvageRecordStorage
-1.2.840.10008.5.1.4.1.1.481.18 TomotherapeuticRadiationRecordStorage
-1.2.840.10008.5.1.4.1.1.481.19 CArmPhotonElectronRadiationRecordStorage
-1.2.840.10008.5.1.4.1.1.481.20 RoboticRadiationRecordStorage
-1.2.840.10008.5.1.4.1.1.481.21 RTRadiationSetDeliveryInstructionStorage
-1.2.840.10008.5.1.4.1.1.481.22 RTTreatmentPreparationStorage
-1.2.840.10008.5.1.4.1.1.501.1 DICOS_CTImageStorage
-1.2.840.10008.5.1.4.1.1.501.2.1 DICOS_DigitalXRayImageStorageForPresentation
-1.2.840.10008.5.1.4.1.1.501.2.2 DICOS_DigitalXRayImageStorageForProcessing
-1.2.840.10008.5.1.4.1.1.501.3 DICOS_ThreatDetectionReportStorage
-1.2.840.10008.5.1.4.1.1.501.4 DICOS_2DAITStorage
-1.2.840.10008.5.1.4.1.1.501.5 DICOS_3DAITStorage
-1.2.840.10008.5.1.4.1.1.501.6 DICOS_QuadrupoleResonanceStorage
-1.2.840.10008.5.1.4.1.1.601.1 DICONDE_EddyCurrentImageStorage
-1.2.840.10008.5.1.4.1.1.601.2 DICONDE_EddyCurrentMultiframeImageStorage
-1.2.840.10008.5.1.4.1.2.1.1 FINDPatientRootQueryRetrieveInformationModel
-1.2.840.10008.5.1.4.1.2.1.2 MOVEPatientRootQueryRetrieveInformationModel
-1.2.840.10008.5.1.4.1.2.1.3 GETPatientRootQueryRetrieveInformationModel
-1.2.840.10008.5.1.4.1.2.2.1 FINDStudyRootQueryRetrieveInformationModel
-1.2.840.10008.5.1.4.1.2.2.2 MOVEStudyRootQueryRetrieveInformationModel
-1.2.840.10008.5.1.4.1.2.2.3 GETStudyRootQueryRetrieveInformationModel
-1.2.840.10008.5.1.4.1.2.3.1 RETIRED_FINDPatientStudyOnlyQueryRetrieveInformationModel
-1.2.840.10008.5.1.4.1.2.3.2 RETIRED_MOVEPatientStudyOnlyQueryRetrieveInformationModel
-1.2.840.10008.5.1.4.1.2.3.3 RETIRED_GETPatientStudyOnlyQueryRetrieveInformationModel
-1.2.840.10008.5.1.4.1.2.4.2 MOVECompositeInstanceRootRetrieve
-1.2.840.10008.5.1.4.1.2.4.3 GETCompositeInstanceRootRetrieve
-1.2.840.10008.5.1.4.1.2.5.3 GETCompositeInstanceRetrieveWithoutBulkData
-1.2.840.10008.5.1.4.20.1 FINDDefinedProcedureProtocolInformationModel
-1.2.840.10008.5.1.4.20.2 MOVEDefinedProcedureProtocolInformationModel
-1.2.840.10008.5.1.4.20.3 GETDefinedProcedureProtocolInformationModel
-1.2.840.10008.5.1.4.31 FINDModalityWorklistInformationModel
-1.2.840.10008.5.1.4.32 RETIRED_GeneralPurposeWorklistManagementMetaSOPClass
-1.2.840.10008.5.1.4.32.1 RETIRED_FINDGeneralPurposeWorklistInformationModel
-1.2.840.10008.5.1.4.32.2 RETIRED_GeneralPurposeScheduledProcedureStepSOPClass
-1.2.840.10008.5.1.4.32.3 RETIRED_GeneralPurposePerformedProcedureStepSOPClass
-1.2.840.10008.5.1.4.33 InstanceAvailabilityNotificationSOPClass
-1.2.840.10008.5.1.4.34.1 DRAFT_RTBeamsDeliveryInstructionStorage
-1.2.840.10008.5.1.4.34.2 DRAFT_RTConventionalMachineVerification
-1.2.840.10008.5.1.4.34.3 DRAFT_RTIonMachineVerification
-1.2.840.10008.5.1.4.34.4 DRAFT_UnifiedWorklistAndProcedureStepServiceClass
-1.2.840.10008.5.1.4.34.4.1 DRAFT_UnifiedProcedureStepPushSOPClass
-1.2.840.10008.5.1.4.34.4.2 DRAFT_UnifiedProcedureStepWatchSOPClass
-1.2.840.10008.5.1.4.34.4.3 DRAFT_UnifiedProcedureStepPullSOPClass
-1.2.840.10008.5.1.4.34.4.4 DRAFT_UnifiedProcedureStepEventSOPClass
-1.2.840.10008.5.1.4.34.5 UPSGlobalSubscriptionSOPInstance
-1.2.840.10008.5.1.4.34.5.1 UPSFilteredGlobalSubscriptionSOPInstance
-1.2.840.10008.5.1.4.34.6 UnifiedWorklistAndProcedureStepServiceClass
-1.2.840.10008.5.1.4.34.6.1 UnifiedProcedureStepPushSOPClass
-1.2.840.10008.5.1.4.34.6.2 UnifiedProcedureStepWatchSOPClass
-1.2.840.10008.5.1.4.34.6.3 UnifiedProcedureStepPullSOPClass
-1.2.840.10008.5.1.4.34.6.4 UnifiedProcedureStepEventSOPClass
-1.2.840.10008.5.1.4.34.6.5 UnifiedProcedureStepQuerySOPClass
-1.2.840.10008.5.1.4.34.7 RTBeamsDeliveryInstructionStorage
-1.2.840.10008.5.1.4.34.8 RTConventionalMachineVerification
-1.2.840.10008.5.1.4.34.9 RTIonMachineVerification
-1.2.840.10008.5.1.4.34.10 RTBrachyApplicationSetupDeliveryInstructionStorage
-1.2.840.10008.5.1.4.37.1 GeneralRelevantPatientInformationQuery
-1.2.840.10008.5.1.4.37.2 BreastImagingRelevantPatientInformationQuery
-1.2.840.10008.5.1.4.37.3 CardiacRelevantPatientInformationQuery
-1.2.840.10008.5.1.4.38.1 HangingProtocolStorage
-1.2.840.10008.5.1.4.38.2 FINDHangingProtocolInformationModel
-1.2.840.10008.5.1.4.38.3 MOVEHangingProtocolInformationModel
-1.2.840.10008.5.1.4.39.1 ColorPaletteStorage
-1.2.840.10008.5.1.4.39.2 FINDColorPaletteInformationModel
-1.2.840.10008.5.1.4.39.3 MOVEColorPaletteInformationModel
-1.2.840.10008.5.1.4.39.4 GETColorPaletteInformationModel
-1.2.840.10008.5.1.4.41 ProductCharacteristicsQuerySOPClass
-1.2.840.10008.5.1.4.42 SubstanceApprovalQuerySOPClass
-1.2.840.10008.5.1.4.43.1 GenericImplantTemplateStorage
-1.2.840.10008.5.1.4.43.2 FINDGenericImplantTemplateInformationModel
-1.2.840.10008.5.1.4.43.3 MOVEGenericImplantTemplateInformationModel
-1.2.840.10008.5.1.4.43.4 GETGenericImplantTemplateInformationModel
-1.2.840.10008.5.1.4.44.1 ImplantAssemblyTemplateStorage
-1.2.840.10008.5.1.4.44.2 FINDImplantAssemblyTemplateInformationModel
-1.2.840.10008.5.1.4.44.3 MOVEImplantAssemblyTemplateInformationModel
-1.2.840.10008.5.1.4.44.4 GETImplantAssemblyTemplateInformationModel
-1.2.840.10008.5.1.4.45.1 ImplantTemplateGroupStorage
-1.2.840.10008.5.1.4.45.2 FINDImplantTemplateGroupInformationModel
-1.2.840.10008.5.1.4.45.3 MOVEImplantTemplateGroupInformationModel
-1.2.840.10008.5.1.4.45.4 GETImplantTemplateGroupInformationModel
-1.2.840.10008.7.1.1 NativeDICOMModel
-1.2.840.10008.7.1.2 AbstractMultiDimensionalImageModel
-1.2.840.10008.8.1.1 DICOMContentMappingResource
-1.2.840.10008.10.1 VideoEndoscopicImageRealTimeCommunication
-1.2.840.10008.10.2 VideoPhotographicImageRealTimeCommunication
-1.2.840.10008.10.3 AudioWaveformRealTimeCommunication
-1.2.840.10008.10.4 RenditionSelectionDocumentRealTimeCommunication
-1.2.840.10008.15.0.3.1 LDAP_dicomDeviceName
-1.2.840.10008.15.0.3.2 LDAP_dicomDescription
-1.2.840.10008.15.0.3.3 LDAP_dicomManufacturer
-1.2.840.10008.15.0.3.4 LDAP_dicomManufacturerModelName
-1.2.840.10008.15.0.3.5 LDAP_dicomSoftwareVersion
-1.2.840.10008.15.0.3.6 LDAP_dicomVendorData
-1.2.840.10008.15.0.3.7 LDAP_dicomAETitle
-1.2.840.10008.15.0.3.8 LDAP_dicomNetworkConnectionReference
-1.2.840.10008.15.0.3.9 LDAP_dicomApplicationCluster
-1.2.840.10008.15.0.3.10 LDAP_dicomAssociationInitiator
-1.2.840.10008.15.0.3.11 LDAP_dicomAssociationAcceptor
-1.2.840.10008.15.0.3.12 LDAP_dicomHostname
-1.2.840.10008.15.0.3.13 LDAP_dicomPort
-1.2.840.10008.15.0.3.14 LDAP_dicomSOPClass
-1.2.840.10008.15.0.3.15 LDAP_dicomTransferRole
-1.2.840.10008.15.0.3.16 LDAP_dicomTransferSyntax
-1.2.840.10008.15.0.3.17 LDAP_dicomPrimaryDeviceType
-1.2.840.10008.15.0.3.18 LDAP_dicomRelatedDeviceReference
-1.2.840.10008.15.0.3.19 LDAP_dicomPreferredCalledAETitle
-1.2.840.10008.15.0.3.20 LDAP_dicomTLSCyphersuite
-1.2.840.10008.15.0.3.21 LDAP_dicomAuthorizedNodeCertificateReference
-1.2.840.10008.15.0.3.22 LDAP_dicomThisNodeCertificateReference
-1.2.840.10008.15.0.3.23 LDAP_dicomInstalled
-1.2.840.10008.15.0.3.24 LDAP_dicomStationName
-1.2.840.10008.15.0.3.25 LDAP_dicomDeviceSerialNumber
-1.2.840.10008.15.0.3.26 LDAP_dicomInstitutionName
-1.2.840.10008.15.0.3.27 LDAP_dicomInstitutionAddress
-1.2.840.10008.15.0.3.28 LDAP_dicomInstitutionDepartmentName
-1.2.840.10008.15.0.3.29 LDAP_dicomIssuerOfPatientID
-1.2.840.10008.15.0.3.30 LDAP_dicomPreferredCallingAETitle
-1.2.840.10008.15.0.3.31 LDAP_dicomSupportedCharacterSet
-1.2.840.10008.15.0.4.1 LDAP_dicomConfigurationRoot
-1.2.840.10008.15.0.4.2 LDAP_dicomDevicesRoot
-1.2.840.10008.15.0.4.3 LDAP_dicomUniqueAETitlesRegistryRoot
-1.2.840.10008.15.0.4.4 LDAP_dicomDevice
-1.2.840.10008.15.0.4.5 LDAP_dicomNetworkAE
-1.2.840.10008.15.0.4.6 LDAP_dicomNetworkConnection
-1.2.840.10008.15.0.4.7 LDAP_dicomUniqueAETitle
-1.2.840.10008.15.0.4.8 LDAP_dicomTransferCapability
-1.2.840.10008.15.1.1 UniversalCoordinatedTimeSynchronizationFrameOfReference
-1.2.840.113619.5.2 PrivateGELittleEndianImplicitWithBigEndianPixelData
-"""

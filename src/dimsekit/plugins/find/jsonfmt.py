@@ -279,10 +279,10 @@ class JsonWriter:
 
 
 class NdjsonWriter:
-    """One DICOM JSON object per line, flushed per response (DESIGN.md: a
-    ``| jq`` or a line-reading script gets each match as soon as it is
-    written; the other formats are flushed whenever dimsekit waits for the
-    peer)."""
+    """One DICOM JSON object per line, flushed per response (docs/output.md,
+    "ndjson": a ``| jq`` or a line-reading script gets each match as soon as
+    it is written; the other formats are flushed whenever dimsekit waits for
+    the peer)."""
 
     def __init__(self, stream: BinaryIO, options: dict[str, Any]):
         self.stream = stream
