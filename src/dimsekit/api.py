@@ -39,10 +39,16 @@ What a command gets from the host:
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import pluggy
 
-from dimsekit.association import open_association, presentation_contexts, transfer_syntax_name
+from dimsekit.association import (
+    open_association,
+    presentation_contexts,
+    transfer_syntax_name,
+    tune_pynetdicom,
+)
 from dimsekit.errors import (
     AssociationError,
     DimsekitError,
@@ -54,11 +60,18 @@ from dimsekit.errors import (
     UsageError,
 )
 from dimsekit.host import Host
-from dimsekit.keys import KeyOverride, apply_keys, build_identifier, parse_key, parse_keys
+from dimsekit.keys import (
+    KeyOverride,
+    apply_keys,
+    build_identifier,
+    parse_key,
+    parse_keys,
+)
 from dimsekit.logs import LOGGER_NAME
 from dimsekit.options import (
     AssociationSettings,
     DimsekitCommand,
+    args_in_order,
     association_options,
     general_options,
     key_options,
@@ -76,7 +89,43 @@ hookimpl = pluggy.HookimplMarker("dimsekit")
 #: names whose modules load on first use: importing the API (every
 #: ``--help``, every command) does not pay for them
 _LAZY = {"Exchange": "dimsekit.dimse", "Message": "dimsekit.dimse",
-         "TLSSettings": "dimsekit.tls", "discard_stdout": "dimsekit.cli"}
+         "TLSSettings": "dimsekit.tls", "discard_stdout": "dimsekit.cli",
+         # C-FIND building blocks of the library (dimsekit.qr): the find
+         # command is built on them; a Q/R API for plugins is issue 13's
+         **dict.fromkeys(("FindRun", "Query", "Response", "Final", "CANCEL_GRACE",
+                          "negotiation_items", "skipped_error"), "dimsekit.qr.find"),
+         **dict.fromkeys(("SERVICE", "MODELS", "FLAGS", "infer_model",
+                          "application_information"), "dimsekit.qr.models"),
+         **dict.fromkeys(("read_query_file", "check_encodable", "choose_charset",
+                          "downgrade_new_vrs"), "dimsekit.qr.query")}
+
+
+if TYPE_CHECKING:  # pragma: no cover - what _LAZY loads, for type checkers
+    from dimsekit.cli import discard_stdout
+    from dimsekit.dimse import Exchange, Message
+    from dimsekit.qr.find import (
+        CANCEL_GRACE,
+        Final,
+        FindRun,
+        Query,
+        Response,
+        negotiation_items,
+        skipped_error,
+    )
+    from dimsekit.qr.models import (
+        FLAGS,
+        MODELS,
+        SERVICE,
+        application_information,
+        infer_model,
+    )
+    from dimsekit.qr.query import (
+        check_encodable,
+        choose_charset,
+        downgrade_new_vrs,
+        read_query_file,
+    )
+    from dimsekit.tls import TLSSettings
 
 
 def __getattr__(name: str):
@@ -111,7 +160,24 @@ __all__ = [
     "TLSSettings",
     "UsageError",
     "Writer",
+    "CANCEL_GRACE",
+    "FLAGS",
+    "Final",
+    "FindRun",
+    "MODELS",
+    "Query",
+    "Response",
+    "SERVICE",
+    "application_information",
+    "check_encodable",
+    "choose_charset",
+    "downgrade_new_vrs",
+    "infer_model",
+    "negotiation_items",
+    "read_query_file",
+    "skipped_error",
     "apply_keys",
+    "args_in_order",
     "association_options",
     "build_identifier",
     "describe_status",
@@ -128,4 +194,5 @@ __all__ = [
     "presentation_contexts",
     "status_category",
     "transfer_syntax_name",
+    "tune_pynetdicom",
 ]

@@ -18,14 +18,14 @@ def dimsekit_commands(host):
 
 @hookimpl
 def dimsekit_information_models():
-    from dimsekit.qr.models import MODELS
+    from dimsekit.api import MODELS
 
     return MODELS
 
 
 @hookimpl
 def dimsekit_extended_negotiation_flags():
-    from dimsekit.qr.models import FLAGS
+    from dimsekit.api import FLAGS
 
     return FLAGS
 

@@ -12,65 +12,38 @@ from typing import Any
 import click
 
 from dimsekit.api import (
+    SERVICE,
     DimsekitCommand,
     Host,
+    args_in_order,
     association_options,
     general_options,
     key_options,
     logging_options,
     option,
 )
-from dimsekit.qr.models import SERVICE
 
 _Q = "query"
 _OUT = "output"
 _FLOW = "flow"
 
 
-class FindCommand(DimsekitCommand):
-    """Keeps positional query files and ``-f FILE`` in command-line order."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        ctx.meta["find.query_files"] = _query_files_in_order(self, ctx, args)
-        return super().parse_args(ctx, args)
-
-
-def _query_files_in_order(command: click.Command, ctx: click.Context,
-                          args: list[str]) -> list[str]:
-    """Every query file, ``-f FILE`` and positional, in order of appearance.
-
-    click keeps options and positional arguments apart; this walk over the
-    arguments knows which options take values, so it can tell where each
-    query file stood.
-    """
-    takes: dict[str, int] = {}
-    for param in command.get_params(ctx):
-        if isinstance(param, click.Option):
-            n = 0 if param.is_flag or param.count else param.nargs
-            for name in (*param.opts, *param.secondary_opts):
-                takes[name] = n
+def _query_files_in_order(ctx: click.Context) -> list[str] | None:
+    """Every query file, ``-f FILE`` and positional, in order of appearance
+    (click keeps options and positional arguments apart), from the walk
+    :class:`DimsekitCommand` made of the command line; None without one."""
+    given = args_in_order(ctx)
+    if given is None:
+        return None
     files: list[str] = []
-    positional = 0  # PEER and PORT come first
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        name, eq, attached = arg.partition("=")
-        if arg == "--":
-            files.extend(args[i + 1:][max(0, 2 - positional):])
-            break
-        if name in ("-f", "--file"):
-            if eq:
-                files.append(attached)
-            elif i + 1 < len(args):
-                files.append(args[i + 1])
-                i += 1
-        elif name in takes:
-            i += 0 if eq else takes[name]
-        elif not (arg[:1] in "-+" and len(arg) > 1):  # unknown options: click says
+    positional = 0
+    for g in given:
+        if g.param is None:
             positional += 1
-            if positional > 2:
-                files.append(arg)
-        i += 1
+            if positional > 2:  # PEER and PORT come first
+                files.extend(g.values)
+        elif g.param.name == "query_file_opts":
+            files.extend(g.values)
     return files
 
 
@@ -109,8 +82,7 @@ def tune_process() -> None:
 
     from pydicom import config
 
-    from dimsekit.api import get_logger
-    from dimsekit.association import tune_pynetdicom
+    from dimsekit.api import get_logger, tune_pynetdicom
 
     tune_pynetdicom()
     gc.freeze()
@@ -122,7 +94,7 @@ def build_find_command(host: Host) -> click.Command:
     """The ``find`` command for the models, flags and writers ``host`` has."""
     formats = [w.name for w in host.writers(SERVICE)] or ["dump"]
     decorators = [
-        click.command("find", cls=FindCommand, context_settings={
+        click.command("find", cls=DimsekitCommand, context_settings={
             "help_option_names": ["-h", "--help"], "max_content_width": 100}),
         general_options,
         logging_options,
@@ -196,9 +168,9 @@ def build_find_command(host: Host) -> click.Command:
         from dimsekit.plugins.find.run import FindRequest, run_find
 
         ctx = click.get_current_context()
-        # click parsed them apart; FindCommand kept their order of appearance
+        # click parsed them apart; DimsekitCommand noted their order
         unordered = [*kwargs.pop("query_file_opts"), *kwargs.pop("query_files")]
-        ordered = ctx.meta.get("find.query_files", unordered)
+        ordered = _query_files_in_order(ctx) or unordered
         if sorted(ordered) != sorted(unordered):  # pragma: no cover - a parsing bug
             ordered = unordered
         if kwargs.get("show_responses") is None:

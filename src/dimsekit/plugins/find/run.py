@@ -7,36 +7,34 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dimsekit.api import (
+    CANCEL_GRACE,
+    SERVICE,
     AssociationSettings,
     DimsekitError,
     Exchange,
     ExitCode,
+    FindRun,
     Host,
     PeerFailure,
-    UsageError,
-    Writer,
-    apply_keys,
-    get_logger,
-    open_association,
-    parse_keys,
-)
-from dimsekit.plugins.find.csvfmt import return_keys_for_columns
-from dimsekit.plugins.find.sinks import Sinks
-from dimsekit.qr.find import (
-    CANCEL_GRACE,
-    FindRun,
     Query,
     Response,
-    negotiation_items,
-    skipped_error,
-)
-from dimsekit.qr.models import SERVICE, application_information, infer_model
-from dimsekit.qr.query import (
+    UsageError,
+    Writer,
+    application_information,
+    apply_keys,
     check_encodable,
     choose_charset,
     downgrade_new_vrs,
+    get_logger,
+    infer_model,
+    negotiation_items,
+    open_association,
+    parse_keys,
     read_query_file,
+    skipped_error,
 )
+from dimsekit.plugins.find.csvfmt import return_keys_for_columns
+from dimsekit.plugins.find.sinks import Sinks
 
 log = get_logger("find")
 

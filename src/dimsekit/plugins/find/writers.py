@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any, BinaryIO
 
-from dimsekit.api import Writer, transfer_syntax_name
-from dimsekit.qr.models import SERVICE
-
+from dimsekit.api import SERVICE, Writer, transfer_syntax_name
 
 _RULE = "-" * 27
 
