@@ -34,7 +34,19 @@ _PUBLIC = {
     "ExitCode": "dimsekit.errors",
 }
 
-__all__ = sorted(_PUBLIC)
+__all__ = [
+    "AssociationError",
+    "DimsekitError",
+    "ExitCode",
+    "IncompleteError",
+    "Interrupted",
+    "Peer",
+    "PeerFailure",
+    "Results",
+    "Session",
+    "TLSSettings",
+    "UsageError",
+]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from dimsekit.client import Peer, Results, Session

@@ -17,7 +17,7 @@ import click
 
 from dimsekit import argv as argv_mod
 from dimsekit.errors import DimsekitError, ExitCode, Interrupted, Terminated
-from dimsekit.host import Host, PluginError
+from dimsekit.host import Host
 from dimsekit.logs import current_level
 from dimsekit.options import version_option
 
