@@ -246,3 +246,21 @@ def test_a_script_loops_over_thousands_of_queries_with_flat_memory(scp, tmp_path
     assert len(scp.requests) == 3001 and int(found) > 0
     assert unchanged == "True"
     assert int(late) - int(early) < 2048, (early, late)  # KiB
+
+
+def test_the_library_does_not_load_the_cli(scp):
+    """Layers: a script using the Python API loads neither click nor pluggy
+    nor the find plugin (the CLI host and its plugins)."""
+    code = textwrap.dedent(f"""
+        import sys
+        import dimsekit
+        found = list(dimsekit.Peer("127.0.0.1", {scp.port}).find(
+            QueryRetrieveLevel="STUDY", StudyInstanceUID=""))
+        loaded = [m for m in ("click", "pluggy", "dimsekit.cli", "dimsekit.host",
+                              "dimsekit.plugins.find") if m in sys.modules]
+        print(len(found), loaded)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"{len(_study_uids(scp))} []\n"

@@ -24,9 +24,40 @@ from typing import Any, Iterable, Iterator
 
 from dimsekit.errors import AssociationError
 from dimsekit.logs import LOGGER_NAME
-from dimsekit.options import AssociationSettings
 
 log = logging.getLogger(LOGGER_NAME + ".association")
+
+#: transfer-syntax proposal orders, by option value (DCMTK's -x= -xe -xb -xi -xd)
+TRANSFER_SYNTAX_PROPOSALS = {
+    # local byte order first: every supported machine is little endian
+    "local": ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2"),
+    "little": ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2"),
+    "big": ("1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2"),
+    "implicit": ("1.2.840.10008.1.2",),
+    "deflated": ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.1",
+                 "1.2.840.10008.1.2.2", "1.2.840.10008.1.2"),
+}
+
+
+@dataclass
+class AssociationSettings:
+    """Everything the shared network options say about one association."""
+
+    peer: str = ""
+    port: int = 104
+    calling_aet: str = "FINDSCU"
+    called_aet: str = "ANY-SCP"
+    transfer_syntaxes: tuple[str, ...] = TRANSFER_SYNTAX_PROPOSALS["local"]
+    connect_timeout: float | None = 30.0
+    acse_timeout: float | None = 30.0
+    dimse_timeout: float | None = 30.0
+    network_timeout: float | None = 30.0
+    max_pdu: int = 16384
+    abort: bool = False
+    new_vr: bool = True
+    #: :class:`dimsekit.tls.TLSSettings` (None: plain TCP); a ready
+    #: ``(ssl.SSLContext, server_hostname)`` pair is used as it is
+    tls: Any = None
 
 TS_NAMES = {
     "1.2.840.10008.1.2": "Little Endian Implicit",

@@ -30,8 +30,8 @@ import copy
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from dimsekit.association import TRANSFER_SYNTAX_PROPOSALS, AssociationSettings
 from dimsekit.errors import AssociationError, IncompleteError, PeerFailure, UsageError
-from dimsekit.options import TRANSFER_SYNTAX_PROPOSALS, AssociationSettings
 from dimsekit.records import InformationModel
 
 #: Verification SOP Class (C-ECHO)

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import click
 
 from dimsekit import __version__
+from dimsekit.association import TRANSFER_SYNTAX_PROPOSALS, AssociationSettings
 from dimsekit.logs import resolve_level, setup_logging
 
 
@@ -312,37 +312,8 @@ logging_options = _compose(
 # association / network
 # ---------------------------------------------------------------------------
 
-#: transfer-syntax proposal orders, by option value (DCMTK's -x= -xe -xb -xi -xd)
-TRANSFER_SYNTAX_PROPOSALS = {
-    # local byte order first: every supported machine is little endian
-    "local": ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2"),
-    "little": ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2"),
-    "big": ("1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2"),
-    "implicit": ("1.2.840.10008.1.2",),
-    "deflated": ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.1",
-                 "1.2.840.10008.1.2.2", "1.2.840.10008.1.2"),
-}
-
-
-@dataclass
-class AssociationSettings:
-    """Everything the shared network options say about one association."""
-
-    peer: str = ""
-    port: int = 104
-    calling_aet: str = "FINDSCU"
-    called_aet: str = "ANY-SCP"
-    transfer_syntaxes: tuple[str, ...] = TRANSFER_SYNTAX_PROPOSALS["local"]
-    connect_timeout: float | None = 30.0
-    acse_timeout: float | None = 30.0
-    dimse_timeout: float | None = 30.0
-    network_timeout: float | None = 30.0
-    max_pdu: int = 16384
-    abort: bool = False
-    new_vr: bool = True
-    #: :class:`dimsekit.tls.TLSSettings` (None: plain TCP); a ready
-    #: ``(ssl.SSLContext, server_hostname)`` pair is used as it is
-    tls: Any = None
+# AssociationSettings and TRANSFER_SYNTAX_PROPOSALS are the library's
+# (dimsekit.association); the options below fill them in.
 
 
 # ---------------------------------------------------------------------------
