@@ -36,6 +36,7 @@ import select
 import socket
 import struct
 import time
+from io import BytesIO
 from typing import Any, NamedTuple
 
 from dimsekit.logs import LOGGER_NAME
@@ -109,7 +110,7 @@ def describe_abort(source: int, reason: int) -> str:
     return text
 
 
-def describe_ending_pdu(pdu_type: int, body: bytes = b"") -> str:
+def describe_ending_pdu(pdu_type: int, body: bytes | bytearray = b"") -> str:
     """Why a PDU other than P-DATA-TF ends an exchange, in words (``body``:
     as much of the PDU after its header as is known)."""
     if pdu_type == A_ABORT:
@@ -553,7 +554,7 @@ class PureExchange(Exchange):
 
             cx = next(c for c in assoc.accepted_contexts if c.context_id == context_id)
             ts = cx.transfer_syntax[0]
-            identifier = decode(primitive.Identifier, ts.is_implicit_VR,
+            identifier = decode(primitive.Identifier or BytesIO(), ts.is_implicit_VR,
                                 ts.is_little_endian, ts.is_deflated)
             # sends at once and pauses the reactor; the generator it returns
             # is not read: the responses are taken off the DIMSE queue here

@@ -95,7 +95,9 @@ def element_splitter(implicit: bool):
                 pattern = numbers.get(known)
                 if pattern is not None and length and not numbers_ok(value, pattern):
                     return None
-            elements[tag] = RawDataElement(tag, vr, length, value, pos, implicit, True)
+            # (an empty value is what pydicom itself puts in: "" or b"")
+            elements[tag] = RawDataElement(tag, vr, length, value, pos,  # type: ignore[arg-type]
+                                           implicit, True)
             pos += length
         return elements
 
@@ -143,7 +145,7 @@ def dataset_maker(implicit: bool, little: bool):
         attributes["_dict"] = elements
         return ds
 
-    probe = {}
+    probe: dict = {}
     made, built = make(probe, ["iso8859"]), construct(probe, ["iso8859"])
     if type(made) is not type(built) or vars(made) != vars(built):
         return construct

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
@@ -114,7 +114,7 @@ class FindRun:
         self.delivered_now = 0
         #: the peer did not end a cancelled request: abort the association
         self.broken = False
-        self._encoded: dict[int, tuple[Any, bytes, Any]] = {}
+        self._encoded: dict[int, tuple[Any, bytes, Any, Query]] = {}
 
     def context_for(self, model: InformationModel) -> Any:
         for cx in self.assoc.accepted_contexts:
@@ -141,7 +141,7 @@ class FindRun:
                 raise UsageError(f"query {query.label}: cannot encode the identifier "
                                  f"in {ts.name}")
             prepared = self._encoded[id(query)] = (cx, identifier, decoder(ts), query)
-        return prepared[:3]
+        return prepared[0], prepared[1], prepared[2]
 
     def unwritten(self, query: Query, number: int, problem: str) -> None:
         """A delivered response the caller could not use after all (no
@@ -151,7 +151,7 @@ class FindRun:
         self._skip(query, number, problem)
 
     def responses(self, query: Query, index: int = 1, *,
-                  cancel_after: int | None = None) -> Iterator[tuple[Any, Response]]:
+                  cancel_after: int | None = None) -> Generator[tuple[Any, Response], None, None]:
         """Send one C-FIND request; yield ``(Dataset, Response)`` for each
         pending response until the final one (:attr:`final`)."""
         from pynetdicom.dimse_primitives import C_FIND

@@ -13,7 +13,7 @@ not strictly DICOM, so that pydicom only parses what passed.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 #: the deepest sequence nesting accepted: the bound dimsekit.keys.MAX_DEPTH
 #: puts on -k paths
@@ -112,7 +112,7 @@ def check_structure(body, implicit: bool, little: bool, *, bare: bool = False,
                 raise NotDicom("truncated: a sequence or item is not closed")
             raise NotDicom(f"a sequence or item is not closed by byte {limit}, "
                             f"where its parent ends")
-        order = "little" if frame.little else "big"
+        order: Literal["little", "big"] = "little" if frame.little else "big"
         tag = int.from_bytes(body[pos:pos + 2], order) << 16 \
             | int.from_bytes(body[pos + 2:pos + 4], order)
         count += 1
