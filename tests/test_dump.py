@@ -540,7 +540,7 @@ def test_no_specific_character_set_falls_back_to_latin1(tmp_path):
 
 
 # --------------------------------------------------------------------------
-# real C-FIND responses from real archives (tests/realpeers.py fixtures)
+# real C-FIND responses from real archives (tests/realpeers/ fixtures)
 
 
 @pytest.fixture(params=[

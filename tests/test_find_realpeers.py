@@ -134,8 +134,10 @@ def test_seed_patient_example_with_query_file(dimsekit, dcmqrscp_peer, tmp_path)
                           "-X", "-od", out, dcmqrscp_peer.host, dcmqrscp_peer.port, patqry)
         assert result.returncode == 0, result.stderr
         got = [pydicom.dcmread(p) for p in extracted(out)]
-        assert [str(d.PatientName) for d in got] == ["SMITH^JANE"]
-        assert got[0].PatientID == SAMPLE_PATIENTS[2].patient_id
+        smiths = [p for p in SAMPLE_PATIENTS if p.patient_name.startswith("SMITH")]
+        assert len(smiths) == 2  # SMITH^Jane and SMITHERS^Waylon
+        assert sorted((str(d.PatientName), str(d.PatientID)) for d in got) == sorted(
+            (p.patient_name, p.patient_id) for p in smiths)
 
 
 # -- Orthanc -------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Smoke tests for tests/realpeers.py: each real peer answers DCMTK findscu.
+"""Smoke tests for tests/realpeers/: each real peer answers DCMTK findscu.
 
 Every count asserted here is computed from the data the peer serves
 (``SAMPLE_PATIENTS``, the worklist files), never hard-coded.
@@ -86,8 +86,8 @@ def test_runner_times_out_and_kills_peer_and_children(tmp_path: Path) -> None:
 
 
 def test_sample_instances_match_description(sample_instances: tuple[Path, ...], tmp_path: Path) -> None:
-    assert len(sample_instances) == len(SAMPLE_IMAGES) == 10
-    assert (len(SAMPLE_PATIENTS), len(SAMPLE_STUDIES), len(SAMPLE_SERIES)) == (3, 4, 6)
+    assert len(sample_instances) == len(SAMPLE_IMAGES) == 20
+    assert (len(SAMPLE_PATIENTS), len(SAMPLE_STUDIES), len(SAMPLE_SERIES)) == (4, 6, 10)
     datasets = [pydicom.dcmread(p) for p in sample_instances]
     assert {ds.SOPInstanceUID for ds in datasets} == {im.sop_instance_uid for im in SAMPLE_IMAGES}
     latin1 = [ds for ds in datasets if ds.get("SpecificCharacterSet") == "ISO_IR 100"]

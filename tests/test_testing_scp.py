@@ -28,7 +28,7 @@ from pynetdicom import AE
 from pynetdicom.pdu_primitives import SOPClassExtendedNegotiation
 
 from dimsekit.testing import MODEL_UIDS, QuerySCP, sampledata
-from dimsekit.testing.scp import wait_for
+from dimsekit.testing.server import wait_for
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -280,6 +280,21 @@ def test_strict_hierarchy_requires_parent_unique_keys():
         _, final = find(assoc, query(QueryRetrieveLevel="SERIES", Modality="CT"), STUDY)
         assoc.release()
     assert final == 0xA900
+
+
+def test_strict_hierarchy_answers_a_query_that_has_the_parent_unique_keys():
+    study = INSTANCES[0].StudyInstanceUID
+    with QuerySCP(strict_hierarchy=True) as peer:
+        assoc = associate(peer)
+        q = query(QueryRetrieveLevel="SERIES", StudyInstanceUID=study, SeriesInstanceUID="")
+        pending, final = find(assoc, q, STUDY)
+        empty_key, final_empty = find(
+            assoc, query(QueryRetrieveLevel="SERIES", StudyInstanceUID=""), STUDY
+        )
+        assoc.release()
+    assert final == 0 and final_empty == 0xA900 and empty_key == []
+    series = distinct([d for d in INSTANCES if d.StudyInstanceUID == study], "SeriesInstanceUID")
+    assert sorted(d.SeriesInstanceUID for d in pending) == sorted(series)
 
 
 # -- worklist and UPS --------------------------------------------------------

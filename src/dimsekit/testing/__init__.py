@@ -15,9 +15,15 @@
   ``dimsekit_scp``, ``dimsekit_make_scp``, ``dimsekit_plugins``,
   ``dimsekit_cli`` and ``dimsekit_subprocess``.
 
+The peer is three modules, one layer each: :mod:`~dimsekit.testing.matching`
+(which sample datasets a C-FIND identifier matches), :mod:`~dimsekit.testing.recording`
+(the records of what the peer received) and :mod:`~dimsekit.testing.server`
+(:class:`QuerySCP` itself, on pynetdicom).
+
 Names are imported on first use, so loading the pytest plugin costs no
 pynetdicom import; using :class:`QuerySCP` or the sample data imports
-pynetdicom and pydicom.
+pynetdicom and pydicom (the records and the matching engine need only
+pydicom).
 """
 
 from __future__ import annotations
@@ -28,28 +34,26 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from dimsekit.testing import sampledata
     from dimsekit.testing.cli import DimsekitRunner, Result, run_dimsekit
-    from dimsekit.testing.sampledata import SampleData, sample_data
-    from dimsekit.testing.scp import (
-        MODEL_UIDS,
-        TRANSFER_SYNTAXES,
+    from dimsekit.testing.recording import (
         AssociationRecord,
         CancelRecord,
         ContextRecord,
         EchoRecord,
         FindRecord,
-        QuerySCP,
     )
+    from dimsekit.testing.sampledata import SampleData, sample_data
+    from dimsekit.testing.server import MODEL_UIDS, TRANSFER_SYNTAXES, QuerySCP
 
 #: public name -> the module that defines it
 _EXPORTS = {
-    "QuerySCP": "dimsekit.testing.scp",
-    "FindRecord": "dimsekit.testing.scp",
-    "EchoRecord": "dimsekit.testing.scp",
-    "AssociationRecord": "dimsekit.testing.scp",
-    "CancelRecord": "dimsekit.testing.scp",
-    "ContextRecord": "dimsekit.testing.scp",
-    "MODEL_UIDS": "dimsekit.testing.scp",
-    "TRANSFER_SYNTAXES": "dimsekit.testing.scp",
+    "QuerySCP": "dimsekit.testing.server",
+    "MODEL_UIDS": "dimsekit.testing.server",
+    "TRANSFER_SYNTAXES": "dimsekit.testing.server",
+    "FindRecord": "dimsekit.testing.recording",
+    "EchoRecord": "dimsekit.testing.recording",
+    "AssociationRecord": "dimsekit.testing.recording",
+    "CancelRecord": "dimsekit.testing.recording",
+    "ContextRecord": "dimsekit.testing.recording",
     "SampleData": "dimsekit.testing.sampledata",
     "sample_data": "dimsekit.testing.sampledata",
     "DimsekitRunner": "dimsekit.testing.cli",
@@ -57,7 +61,23 @@ _EXPORTS = {
     "run_dimsekit": "dimsekit.testing.cli",
 }
 
-__all__ = sorted([*_EXPORTS, "sampledata"])
+#: the names of _EXPORTS, and the sampledata module
+__all__ = [
+    "MODEL_UIDS",
+    "TRANSFER_SYNTAXES",
+    "AssociationRecord",
+    "CancelRecord",
+    "ContextRecord",
+    "DimsekitRunner",
+    "EchoRecord",
+    "FindRecord",
+    "QuerySCP",
+    "Result",
+    "SampleData",
+    "run_dimsekit",
+    "sample_data",
+    "sampledata",
+]
 
 
 def __getattr__(name: str) -> Any:

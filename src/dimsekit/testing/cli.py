@@ -27,9 +27,10 @@ import subprocess
 import sys
 import traceback
 import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 import pluggy
 
@@ -75,6 +76,7 @@ def run_dimsekit(*args: Any, env: Mapping[str, str] | None = None,
         encoding="utf-8", errors="replace", env={**os.environ, **(env or {})},
         cwd=str(cwd) if cwd is not None else None, timeout=timeout,
         input=input, stdin=None if input is not None else subprocess.DEVNULL,
+        check=False,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 

@@ -41,16 +41,17 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable, Iterator
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
 if TYPE_CHECKING:  # pragma: no cover
     from dimsekit.testing.cli import DimsekitRunner, Result
-    from dimsekit.testing.scp import QuerySCP
+    from dimsekit.testing.server import QuerySCP
 
-__all__ = ["skip_or_fail", "require_module"]
+__all__ = ["require_module", "skip_or_fail"]
 
 
 def _in_ci() -> bool:
@@ -78,10 +79,10 @@ def require_module(name: str, hint: str = "") -> ModuleType:
 
 
 @pytest.fixture
-def dimsekit_make_scp() -> Iterator[Callable[..., "QuerySCP"]]:
+def dimsekit_make_scp() -> Iterator[Callable[..., QuerySCP]]:
     """``dimsekit_make_scp(**knobs)`` starts an in-process recording QuerySCP
     on a free port; all of them are stopped after the test."""
-    from dimsekit.testing.scp import QuerySCP
+    from dimsekit.testing.server import QuerySCP
 
     started: list[QuerySCP] = []
 
@@ -96,7 +97,7 @@ def dimsekit_make_scp() -> Iterator[Callable[..., "QuerySCP"]]:
 
 
 @pytest.fixture
-def dimsekit_scp(dimsekit_make_scp: Callable[..., "QuerySCP"]) -> "QuerySCP":
+def dimsekit_scp(dimsekit_make_scp: Callable[..., QuerySCP]) -> QuerySCP:
     """An in-process recording peer (AE ANY-SCP, the sample data), started."""
     return dimsekit_make_scp()
 
@@ -110,7 +111,7 @@ def dimsekit_plugins() -> Any:
 
 
 @pytest.fixture
-def dimsekit_cli(dimsekit_plugins: Any, tmp_path: Any) -> "DimsekitRunner":
+def dimsekit_cli(dimsekit_plugins: Any, tmp_path: Any) -> DimsekitRunner:
     """The ``dimsekit`` CLI built from ``dimsekit_plugins``, run in-process
     in ``tmp_path``: ``dimsekit_cli("echo", "127.0.0.1", port)``."""
     from dimsekit.testing.cli import DimsekitRunner
@@ -121,12 +122,12 @@ def dimsekit_cli(dimsekit_plugins: Any, tmp_path: Any) -> "DimsekitRunner":
 
 
 @pytest.fixture
-def dimsekit_subprocess(tmp_path: Any) -> Callable[..., "Result"]:
+def dimsekit_subprocess(tmp_path: Any) -> Callable[..., Result]:
     """``dimsekit_subprocess(*args, env=, timeout=, input=)`` runs
     ``python -m dimsekit`` as a subprocess in ``tmp_path``."""
     from dimsekit.testing.cli import run_dimsekit
 
-    def run(*args: Any, **kwargs: Any) -> "Result":
+    def run(*args: Any, **kwargs: Any) -> Result:
         kwargs.setdefault("cwd", tmp_path)
         return run_dimsekit(*args, **kwargs)
 

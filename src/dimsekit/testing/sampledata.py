@@ -28,13 +28,13 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 __all__ = [
-    "SampleData",
-    "sample_data",
-    "instances",
-    "worklist",
-    "ups",
-    "uid",
     "LATIN1_PATIENT_NAME",
+    "SampleData",
+    "instances",
+    "sample_data",
+    "uid",
+    "ups",
+    "worklist",
 ]
 
 LATIN1_PATIENT_NAME = "MÜLLER^Hans"
