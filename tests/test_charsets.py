@@ -7,10 +7,9 @@ import json
 
 import pydicom
 import pytest
+from conftest import assert_no_traceback
 from pydicom import Dataset
 from pydicom.data import get_charset_files
-
-from conftest import assert_no_traceback
 
 CHARSET_FILES = sorted(get_charset_files("chr*.dcm"))
 

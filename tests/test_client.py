@@ -256,7 +256,7 @@ def test_the_library_does_not_load_the_cli(scp):
         import dimsekit
         found = list(dimsekit.Peer("127.0.0.1", {scp.port}).find(
             QueryRetrieveLevel="STUDY", StudyInstanceUID=""))
-        loaded = [m for m in ("click", "pluggy", "dimsekit.cli", "dimsekit.host",
+        loaded = [m for m in ("click", "pluggy", "dimsekit.cli", "dimsekit.cli.host",
                               "dimsekit.plugins.find") if m in sys.modules]
         print(len(found), loaded)
     """)

@@ -11,13 +11,17 @@ import random
 from io import BytesIO
 
 import pytest
+from identifiers import encode, identifier, mangle
 from pydicom.filereader import data_element_generator
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 from dimsekit._internals.datasets import dataset_maker as _dataset_maker
-from dimsekit.qr.decode import decoder as _decoder
 from dimsekit._internals.datasets import element_splitter as _element_splitter
-from identifiers import encode, identifier, mangle
+from dimsekit.qr.decode import decoder as _decoder
 
 # mangled character sets: pydicom warns about each, as it should
 pytestmark = pytest.mark.filterwarnings("ignore:Unknown encoding:UserWarning")

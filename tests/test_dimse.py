@@ -14,11 +14,11 @@ import time
 from typing import Callable, Iterator
 
 import pytest
+from conftest import assert_no_traceback
 from pydicom.dataset import Dataset
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
-from conftest import assert_no_traceback
 from dimsekit.dimse import Message, _Reassembler, parse_command_set
 from dimsekit.testing import QuerySCP
 from dimsekit.testing.cli import DIMSEKIT_COMMAND

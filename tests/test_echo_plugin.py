@@ -14,8 +14,8 @@ import sys
 from importlib.metadata import version
 
 import pytest
-
 from conftest import assert_no_traceback
+
 from dimsekit.testing.pytest_plugin import require_module
 
 require_module("dimsekit_echo", hint="pip install -e ./examples/dimsekit-echo")

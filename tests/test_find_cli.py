@@ -7,8 +7,8 @@ import socket
 
 import pydicom
 import pytest
-
 from conftest import assert_no_traceback
+
 from dimsekit.testing import MODEL_UIDS
 
 STUDY_Q = ("-k", "QueryRetrieveLevel=STUDY", "-k", "PatientName=", "-k", "StudyInstanceUID=")
@@ -433,7 +433,7 @@ def test_a_plugin_adds_an_extended_negotiation_flag_and_a_model(scp):
     import dimsekit.plugins.find as find_plugin
     from dimsekit.api import ExtendedNegotiationFlag, InformationModel, hookimpl
     from dimsekit.cli import build_cli
-    from dimsekit.host import Host
+    from dimsekit.cli.host import Host
 
     class Extra:
         @hookimpl

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pydicom
 import pytest
-
 from conftest import assert_no_traceback
 from realpeers import (
     SAMPLE_IMAGES,

@@ -16,7 +16,7 @@ from conftest import run_dimsekit
 
 from dimsekit.api import InformationModel, Writer, hookimpl
 from dimsekit.cli import build_cli
-from dimsekit.host import Host, PluginError
+from dimsekit.cli.host import Host, PluginError
 
 
 class HelloPlugin:
@@ -244,7 +244,7 @@ def test_a_broken_pipe_that_is_not_stdout_is_not_taken_for_head(tmp_path):
         import click, pluggy
         from dimsekit.api import hookimpl
         from dimsekit.cli import main
-        from dimsekit.host import Host
+        from dimsekit.cli.host import Host
 
         @click.command("send")
         def send():

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from hostile import (
     A_ABORT,
     A_RELEASE_RQ,

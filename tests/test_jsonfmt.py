@@ -16,12 +16,17 @@ import struct
 import warnings
 
 import pytest
+from identifiers import encode, identifier
 from pydicom import config
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 from dimsekit.plugins.find.jsonfmt import NO_BULK, JsonEncoder, dicom_json
 from dimsekit.qr.decode import decoder as _decoder
-from identifiers import encode, identifier
+
 
 def pydicom_json(ds) -> str:
     return json.dumps(ds.to_json_dict(bulk_data_threshold=NO_BULK),

@@ -19,8 +19,8 @@ import time
 from importlib.metadata import version
 
 import pytest
-
 from conftest import assert_no_traceback, run_dimsekit
+
 from dimsekit.testing import MODEL_UIDS, QuerySCP
 from dimsekit.tls import (
     EXPECTS_TLS_HINT,
@@ -391,7 +391,7 @@ def test_pynetdicom_still_speaks_for_itself_where_dimsekit_does_not():
     """The filter drops only the three lines dimsekit says itself."""
     import logging
 
-    from dimsekit.logs import _PynetdicomFilter
+    from dimsekit.cli.logs import _PynetdicomFilter
 
     f = _PynetdicomFilter()
     f.threshold = logging.INFO

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pydicom
 import pytest
-
 from realpeers import (
     SAMPLE_IMAGES,
     SAMPLE_PATIENTS,

@@ -20,7 +20,7 @@ from dimsekit.api import (
     hookimpl,
     logging_options,
 )
-from dimsekit.host import Host
+from dimsekit.cli.host import Host
 from dimsekit.testing import DimsekitRunner, Result, run_dimsekit
 
 

@@ -28,8 +28,12 @@ from click.testing import CliRunner
 from conftest import assert_no_traceback, read_until, run_dimsekit, streaming_find
 from realpeers import TLSMaterial, run_findscu
 
-from dimsekit import argv as argv_mod
-from dimsekit.options import AssociationSettings, DimsekitCommand, association_options
+from dimsekit.cli import argv as argv_mod
+from dimsekit.cli.options import (
+    AssociationSettings,
+    DimsekitCommand,
+    association_options,
+)
 from dimsekit.testing import QuerySCP
 from dimsekit.tls import TLSSettings, read_password
 
@@ -112,7 +116,7 @@ def test_rightmost_wins_with_attached_values_and_values_like_options(tls_materia
 
 
 def test_walk_args_reads_the_command_line_as_click_does():
-    from dimsekit.options import args_in_order, walk_args
+    from dimsekit.cli.options import args_in_order, walk_args
 
     seen = {}
 

@@ -6,8 +6,18 @@ what plain Orthanc returns for the same query without TLS."""
 from __future__ import annotations
 
 import pytest
-
-from test_tls import AUTH, CA, CERT, HANDSHAKE, KEY, Case, _m, _resolve, run_dcmtk, run_ours
+from test_tls import (
+    AUTH,
+    CA,
+    CERT,
+    HANDSHAKE,
+    KEY,
+    Case,
+    _m,
+    _resolve,
+    run_dcmtk,
+    run_ours,
+)
 
 #: dimsekit vs DCMTK findscu 3.6.7 against Orthanc 1.10 with TLS
 ORTHANC_CASES = [

@@ -14,14 +14,14 @@ import pluggy
 import pydicom
 import pytest
 from click.testing import CliRunner
+from conftest import assert_no_traceback, read_until, streaming_find
+from formats import json_model_as_text, xml_to_json_model
 from pydicom import Dataset
 from pydicom.sequence import Sequence
 
-from conftest import assert_no_traceback, read_until, streaming_find
-from formats import json_model_as_text, xml_to_json_model
 from dimsekit.api import Writer, hookimpl
 from dimsekit.cli import build_cli
-from dimsekit.host import Host
+from dimsekit.cli.host import Host
 
 
 def rich_query(path):

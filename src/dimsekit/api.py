@@ -49,6 +49,18 @@ from dimsekit.association import (
     transfer_syntax_name,
     tune_pynetdicom,
 )
+from dimsekit.cli.host import Host
+from dimsekit.cli.logs import LOGGER_NAME
+from dimsekit.cli.options import (
+    AssociationSettings,
+    DimsekitCommand,
+    args_in_order,
+    association_options,
+    general_options,
+    key_options,
+    logging_options,
+    option,
+)
 from dimsekit.errors import (
     AssociationError,
     DimsekitError,
@@ -59,24 +71,12 @@ from dimsekit.errors import (
     PeerFailure,
     UsageError,
 )
-from dimsekit.host import Host
 from dimsekit.keys import (
     KeyOverride,
     apply_keys,
     build_identifier,
     parse_key,
     parse_keys,
-)
-from dimsekit.logs import LOGGER_NAME
-from dimsekit.options import (
-    AssociationSettings,
-    DimsekitCommand,
-    args_in_order,
-    association_options,
-    general_options,
-    key_options,
-    logging_options,
-    option,
 )
 from dimsekit.records import ExtendedNegotiationFlag, InformationModel, Writer
 from dimsekit.status import category as status_category

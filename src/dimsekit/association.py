@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 from dimsekit.errors import AssociationError
-from dimsekit.logs import LOGGER_NAME
 
-log = logging.getLogger(LOGGER_NAME + ".association")
+log = logging.getLogger("dimsekit.association")
 
 #: transfer-syntax proposal orders, by option value (DCMTK's -x= -xe -xb -xi -xd)
 TRANSFER_SYNTAX_PROPOSALS = {

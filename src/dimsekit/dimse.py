@@ -39,9 +39,7 @@ import time
 from io import BytesIO
 from typing import Any, NamedTuple
 
-from dimsekit.logs import LOGGER_NAME
-
-log = logging.getLogger(LOGGER_NAME + ".dimse")
+log = logging.getLogger("dimsekit.dimse")
 
 # command set elements (PS3.7 E.1), as 32-bit tags
 COMMAND_FIELD = 0x00000100

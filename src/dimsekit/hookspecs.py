@@ -15,7 +15,7 @@ import pluggy
 if TYPE_CHECKING:  # pragma: no cover
     import click
 
-    from dimsekit.host import Host
+    from dimsekit.cli.host import Host
     from dimsekit.records import ExtendedNegotiationFlag, InformationModel, Writer
 
 hookspec = pluggy.HookspecMarker("dimsekit")

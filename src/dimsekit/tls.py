@@ -32,9 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dimsekit.errors import UsageError
-from dimsekit.logs import LOGGER_NAME
 
-log = logging.getLogger(LOGGER_NAME + ".tls")
+log = logging.getLogger("dimsekit.tls")
 
 #: IANA (RFC) cipher suite names, as DCMTK's ``+cs`` takes them, and the
 #: OpenSSL names Python's :meth:`ssl.SSLContext.set_ciphers` takes.

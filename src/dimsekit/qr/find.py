@@ -28,12 +28,11 @@ from io import BytesIO
 from typing import Any
 
 from dimsekit.errors import AssociationError, IncompleteError, Interrupted, UsageError
-from dimsekit.logs import LOGGER_NAME
 from dimsekit.records import InformationModel
 from dimsekit.status import category as status_category
 from dimsekit.status import describe_status
 
-log = logging.getLogger(LOGGER_NAME + ".find")
+log = logging.getLogger("dimsekit.find")
 
 PENDING = (0xFF00, 0xFF01)
 CANCEL = 0xFE00

@@ -10,7 +10,6 @@ import os
 from typing import Any
 
 from dimsekit.errors import UsageError
-from dimsekit.logs import LOGGER_NAME
 from dimsekit.qr.strict import (
     MAX_DEPTH,
     NotDicom,
@@ -18,7 +17,7 @@ from dimsekit.qr.strict import (
     check_structure,
 )
 
-log = logging.getLogger(LOGGER_NAME + ".find")
+log = logging.getLogger("dimsekit.find")
 
 
 #: the largest query file read (a real identifier is a few hundred bytes)

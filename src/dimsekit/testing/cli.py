@@ -34,7 +34,7 @@ from typing import Any
 
 import pluggy
 
-from dimsekit.host import PROJECT, Host
+from dimsekit.cli.host import PROJECT, Host
 
 __all__ = ["DimsekitRunner", "Result", "run_dimsekit"]
 

@@ -26,7 +26,7 @@ import click
 
 from dimsekit import __version__
 from dimsekit.association import TRANSFER_SYNTAX_PROPOSALS, AssociationSettings
-from dimsekit.logs import resolve_level, setup_logging
+from dimsekit.cli.logs import resolve_level, setup_logging
 
 
 class GroupedOption(click.Option):
@@ -264,7 +264,7 @@ def version_option(func: Callable) -> Callable:
 
 general_options = _compose(
     version_option,
-    # expanded and printed by the host before click parses (dimsekit.argv)
+    # expanded and printed by the host before click parses (dimsekit.cli.argv)
     option("--arguments", group="general", is_flag=True, expose_value=False,
            help="print expanded command line arguments"),
 )

@@ -1,7 +1,7 @@
 """The ``dimsekit`` command line, built from a plugin manager.
 
 Nothing is registered as an import side effect: :func:`build_cli` makes a
-click group from a :class:`~dimsekit.host.Host`, so a test can hand it a
+click group from a :class:`~dimsekit.cli.host.Host`, so a test can hand it a
 fresh manager holding a plugin of its own.  :func:`main` is the console
 script: argv pre-processing, plugin loading, exit codes, one-line errors.
 """
@@ -15,11 +15,11 @@ from typing import Any, NoReturn, Sequence
 
 import click
 
-from dimsekit import argv as argv_mod
+from dimsekit.cli import argv as argv_mod
+from dimsekit.cli.host import Host
+from dimsekit.cli.logs import current_level
+from dimsekit.cli.options import version_option
 from dimsekit.errors import DimsekitError, ExitCode, Interrupted, Terminated
-from dimsekit.host import Host
-from dimsekit.logs import current_level
-from dimsekit.options import version_option
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
