@@ -9,9 +9,9 @@ import sys
 import time
 
 import pytest
+from realpeers import *  # noqa: F401,F403 - real-peer fixtures (DCMTK, Orthanc)
 
 from dimsekit.testing.cli import Result, run_dimsekit  # noqa: F401 - tests import them from here
-from realpeers import *  # noqa: F401,F403 - real-peer fixtures (DCMTK, Orthanc)
 
 # The in-process peer and the subprocess runner come from dimsekit's pytest
 # plugin (dimsekit.testing.pytest_plugin: dimsekit_make_scp,
