@@ -334,10 +334,8 @@ def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
     # wlmscpfs forks one child per association: end the whole group
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -916,8 +914,9 @@ def case2(tools: Tools, target: OneMatchPeer, runs: int, repeat: int,
                            ("pynetdicom-loop", "pynetdicom send_c_find loop", loop_n)):
         r1, rn = results[f"{tool} x1"], results[f"{tool} x{n}"]
         # per-round differences, then the median: each pair ran in one round
-        walls = [(b["wall"] - a["wall"]) / (n - 1) for a, b in zip(r1.samples, rn.samples)]
-        cpus = [(b["cpu"] - a["cpu"]) / (n - 1) for a, b in zip(r1.samples, rn.samples)]
+        pairs = list(zip(r1.samples, rn.samples, strict=True))
+        walls = [(b["wall"] - a["wall"]) / (n - 1) for a, b in pairs]
+        cpus = [(b["cpu"] - a["cpu"]) / (n - 1) for a, b in pairs]
         per[tool] = (statistics.median(walls) * 1000, statistics.median(cpus) * 1000)
         rn.extra["per_query_ms"] = per[tool][0]
         rn.extra["per_query_cpu_ms"] = per[tool][1]
@@ -1093,7 +1092,7 @@ def print_table(rows: list[Row]) -> None:
         ))
     widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
     for j, row in enumerate(table):
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         if j == 0:
             print("  ".join("-" * w for w in widths))
     notes = [(r.case, r.tool, r.note) for r in rows if r.note]

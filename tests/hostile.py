@@ -24,6 +24,7 @@ peer is stopped (a hostile peer does not hang up to help a client exit).
 
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
 import struct
@@ -459,20 +460,16 @@ class PeerConnection:
     def fin(self) -> None:
         """Orderly close: shutdown + close (the client reads EOF)."""
         self.log("FIN")
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.sock.close()
         self.closed = True
 
     def rst(self) -> None:
         """Abortive close: SO_LINGER 0 then close (the client gets ECONNRESET)."""
         self.log("RST")
-        try:
+        with contextlib.suppress(OSError):
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
         self.sock.close()
         self.closed = True
 
@@ -495,8 +492,10 @@ class PeerConnection:
         if pdu_type != A_ASSOCIATE_RQ:
             raise PeerClosed(f"expected A-ASSOCIATE-RQ, got PDU type {pdu_type:#04x}")
         self.rq = parse_associate_rq(body)
+        contexts = [(c.context_id, c.abstract_syntax, c.transfer_syntaxes)
+                    for c in self.rq.contexts]
         self.log(f"RQ called={self.rq.called} calling={self.rq.calling} max_pdu={self.rq.max_pdu} "
-                 f"contexts={[(c.context_id, c.abstract_syntax, c.transfer_syntaxes) for c in self.rq.contexts]}")
+                 f"contexts={contexts}")
         return self.rq
 
     @property
@@ -515,7 +514,8 @@ class PeerConnection:
                                         transfer_syntax) for cx in self.rq.contexts]
         return associate_ac(self.rq.called, self.rq.calling, contexts, max_pdu, **kwargs)
 
-    def accept(self, transfer_syntax: str = EXPLICIT_LE, max_pdu: int | None = 16384, **kwargs) -> None:
+    def accept(self, transfer_syntax: str = EXPLICIT_LE, max_pdu: int | None = 16384,
+               **kwargs) -> None:
         self.accepted_ts = transfer_syntax
         self.send(self.associate_ac(transfer_syntax, max_pdu, **kwargs))
         self.log("AC sent")
@@ -524,7 +524,8 @@ class PeerConnection:
         """Reassemble the C-FIND-RQ (command and identifier) from P-DATA-TF PDUs."""
         command, data, context_id, command_done, data_done = b"", b"", 0, False, False
         parsed: dict[int, bytes] = {}
-        while not (command_done and (data_done or parsed.get(COMMAND_DATA_SET_TYPE) == us(NO_DATA_SET))):
+        while not (command_done
+                   and (data_done or parsed.get(COMMAND_DATA_SET_TYPE) == us(NO_DATA_SET))):
             pdu_type, body = self.read_pdu()
             if pdu_type != P_DATA_TF:
                 raise PeerClosed(f"expected P-DATA-TF, got PDU type {pdu_type:#04x}")
@@ -569,7 +570,8 @@ class PeerConnection:
         if isinstance(identifier, Dataset):
             data = encode(identifier, transfer_syntax or self.accepted_ts)
         command = find_rsp_command(find.message_id if message_id is None else message_id, status,
-                                   has_data_set=data is not None, sop_class=find.sop_class or STUDY_ROOT_FIND,
+                                   has_data_set=data is not None,
+                                   sop_class=find.sop_class or STUDY_ROOT_FIND,
                                    error_comment=error_comment, **command_kwargs)
         cx = find.context_id if context_id is None else context_id
         if mode == "normal":
@@ -586,7 +588,8 @@ class PeerConnection:
                 tcp1: bool = False, delay: float = 0.0, **kwargs) -> None:
         """Send one C-FIND-RSP (see :meth:`response_bytes`); ``tcp1``: one
         byte per TCP send, ``delay`` seconds apart."""
-        self.send(self.response_bytes(find, status, identifier, **kwargs), per_byte=tcp1, delay=delay)
+        self.send(self.response_bytes(find, status, identifier, **kwargs), per_byte=tcp1,
+                  delay=delay)
 
     def answer_release(self) -> None:
         """Wait for the client's A-RELEASE-RQ and answer A-RELEASE-RP."""
@@ -648,10 +651,9 @@ class HostilePeer:
         self.stopping.set()
         live = self._live
         if live is not None and not live.closed:
-            try:  # shutdown wakes a recv blocked in the peer's thread; close alone does not
+            # shutdown wakes a recv blocked in the peer's thread; close alone does not
+            with contextlib.suppress(OSError):
                 live.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         if self._thread is not None:
             self._thread.join(5)
         if self._listener is not None:
@@ -693,8 +695,6 @@ class HostilePeer:
                 conn.hold()
             finally:
                 if not conn.closed:
-                    try:
+                    with contextlib.suppress(OSError):
                         conn.sock.close()
-                    except OSError:
-                        pass
                     conn.closed = True

@@ -16,8 +16,6 @@ from pydicom import Dataset
 import dimsekit
 from dimsekit.testing import QuerySCP
 
-pytestmark = pytest.mark.network
-
 STUDY = {"QueryRetrieveLevel": "STUDY", "PatientName": "", "StudyInstanceUID": ""}
 
 
@@ -217,7 +215,8 @@ def test_a_script_loops_over_thousands_of_queries_with_flat_memory(scp, tmp_path
         def state():
             from pynetdicom import _config
             return (gc.get_freeze_count(), _config.LOG_HANDLER_LEVEL,
-                    _config.LOG_RESPONSE_IDENTIFIERS, _config.LOG_REQUEST_IDENTIFIERS, config.settings.reading_validation_mode,
+                    _config.LOG_RESPONSE_IDENTIFIERS, _config.LOG_REQUEST_IDENTIFIERS,
+                    config.settings.reading_validation_mode,
                     config.settings.writing_validation_mode, list(warnings.filters),
                     {name: (lg.level, lg.propagate, list(lg.handlers))
                      for name, lg in logging.root.manager.loggerDict.items()

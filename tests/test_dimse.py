@@ -11,7 +11,7 @@ import ssl
 import struct
 import subprocess
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from conftest import assert_no_traceback

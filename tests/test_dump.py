@@ -77,7 +77,7 @@ def decoded(data: bytes, syntax: str) -> Dataset:
 def assert_same_lines(mine: list[str], theirs: list[str]) -> None:
     diffs = [
         f"line {i}:\n  mine:    {a!r}\n  dcmdump: {b!r}"
-        for i, (a, b) in enumerate(zip(mine, theirs)) if a != b
+        for i, (a, b) in enumerate(zip(mine, theirs, strict=False)) if a != b
     ]
     assert not diffs and len(mine) == len(theirs), (
         f"{len(mine)} vs {len(theirs)} lines\n" + "\n".join(diffs[:20])
@@ -380,7 +380,10 @@ def test_reading_quirks_match_dcmdump(syntax, tmp_path):
 def test_binary_vrs_match_dcmdump(syntax, tmp_path):
     """Number VRs and byte order (values packed in the syntax's byte order)."""
     order = "<" if SYNTAXES[syntax][2] else ">"
-    p = lambda fmt, *v: struct.pack(order + fmt, *v)
+
+    def p(fmt, *v):
+        return struct.pack(order + fmt, *v)
+
     elements = [
         (0x00660016, "OF", b""),
         (0x00660017, "OF", p("3f", 1.5, -2.0, 0.1)),
@@ -510,7 +513,7 @@ def test_non_ascii_multibyte_is_decoded(charset, name, lo, lt, tmp_path):
     assert len(mine) == len(theirs)
     texts = {"PatientName": [name], "InstitutionName": [lo], "PatientComments": [lt],
              "CodeMeaning": [lo, "Größe 山"]}  # inherited, then the item's own
-    for my_line, their_line in zip(mine, theirs):
+    for my_line, their_line in zip(mine, theirs, strict=True):
         mine_m, theirs_m = _LINE.match(my_line), _LINE.match(their_line)
         assert mine_m and theirs_m, (my_line, their_line)
         # tag, VR, length, VM and name are dcmdump's
@@ -596,7 +599,7 @@ def test_real_responses_match_dcmdump(archive, syntax, tmp_path):
     finally:
         assoc.release()
     assert identifiers and len(identifiers) == len(received)
-    for identifier, data in zip(identifiers, received):
+    for identifier, data in zip(identifiers, received, strict=True):
         mine = format_dataset(identifier).split("\n")
         assert_same_lines(mine, dcmdump_lines(data, syntax, tmp_path))
     everything = "\n".join(format_dataset(ds) for ds in identifiers)

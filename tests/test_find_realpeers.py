@@ -234,6 +234,6 @@ def test_formats_against_orthanc_equal_findscu(fmt, dimsekit, orthanc_peer, tmp_
         want = sorted((d.StudyInstanceUID, str(d.PatientName), d.StudyDate)
                       for d in ref.datasets())
         assert got == want
-        assert any("MÜLLER^Hans" == r["PatientName"] for r in rows)  # Latin-1 in, UTF-8 out
+        assert any(r["PatientName"] == "MÜLLER^Hans" for r in rows)  # Latin-1 in, UTF-8 out
         return
     assert _sorted(_parse(fmt, result.stdout)) == _sorted(_expected(fmt, ref.datasets()))

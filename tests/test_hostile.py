@@ -307,11 +307,14 @@ ASSOCIATION_CASES = [
       for name, result, source, reason, undefined in REJECTS],
     Case("assoc-rj-then-fin", reply(associate_rj(1, 1, 1), "fin"), 3, e_pattern="reject",
          formats=("dump",)),
-    Case("assoc-no-context-abstract-syntax", reply_with(lambda c: c.associate_ac(reject={1: 3})), 3),
-    Case("assoc-no-context-transfer-syntax", reply_with(lambda c: c.associate_ac(reject={1: 4})), 3),
+    Case("assoc-no-context-abstract-syntax",
+         reply_with(lambda c: c.associate_ac(reject={1: 3})), 3),
+    Case("assoc-no-context-transfer-syntax",
+         reply_with(lambda c: c.associate_ac(reject={1: 4})), 3),
     Case("assoc-no-context-user-rejection", reply_with(lambda c: c.associate_ac(reject={1: 1})), 3),
     Case("assoc-accepts-unproposed-context",
-         reply_with(lambda c: c.associate_ac(contexts=[AcceptedContext(1, 3), AcceptedContext(201, 0)])), 3),
+         reply_with(lambda c: c.associate_ac(contexts=[AcceptedContext(1, 3),
+                                                       AcceptedContext(201, 0)])), 3),
     Case("assoc-accepts-only-unproposed-context",
          reply_with(lambda c: c.associate_ac(contexts=[AcceptedContext(201, 0)])), 3),
     Case("assoc-max-pdu-1", reply_with(lambda c: c.associate_ac(max_pdu=1)), 3),
@@ -439,14 +442,15 @@ MIDQUERY_CASES = [
       for kind in ("abort", "fin", "rst")
       for point in ("after-ac", "before-first", "between", "mid-message", "mid-pdu")
       if not (kind == "abort" and point == "mid-pdu")],
-    Case("mid-abort-undefined-source-reason", fault_at("abort-undefined", "between"), 4, good=(1, 2)),
+    Case("mid-abort-undefined-source-reason", fault_at("abort-undefined", "between"), 4,
+         good=(1, 2)),
     Case("mid-silence-past-td", after_two(lambda c, f: None), 4, good=(1, 2), wait=1,
          args=("-td", "1")),
     Case("mid-silence-td0-tn2", after_two(lambda c, f: None), 4, good=(1, 2), wait=2,
          args=("-td", "0", "-tn", "2")),
     Case("mid-unknown-pdu-type", after_two(lambda c, f: c.send(unknown_pdu(0x0B))), 4, good=(1, 2)),
-    Case("mid-unknown-pdu-type-ff", after_two(lambda c, f: c.send(unknown_pdu(0xFF, b"hostile"))), 4,
-         good=(1, 2)),
+    Case("mid-unknown-pdu-type-ff",
+         after_two(lambda c, f: c.send(unknown_pdu(0xFF, b"hostile"))), 4, good=(1, 2)),
     Case("mid-garbage", after_two(lambda c, f: c.send(b"\xde\xad\xbe\xef" * 16)), 4, good=(1, 2)),
     Case("mid-pdv-longer-than-pdu", after_two(pdv_longer_than_pdu), 4, good=(1, 2)),
     Case("mid-pdv-length-zero", after_two(pdv_length_zero), 4, good=(1, 2)),
@@ -463,9 +467,11 @@ MIDQUERY_CASES = [
     Case("mid-command-duplicate-message-id",
          after_two(bad_command(duplicate={MESSAGE_ID_BEING_RESPONDED_TO: us(999)})), 4,
          good=(1, 2), absent=(study_uid(777),)),
-    Case("mid-other-message-id", after_two(lambda c, f: stray(message_id=f.message_id + 1)(c, f)), 4,
+    Case("mid-other-message-id",
+         after_two(lambda c, f: stray(message_id=f.message_id + 1)(c, f)), 4,
          good=(1, 2), absent=(study_uid(777),)),
-    Case("mid-other-context-id", after_two(lambda c, f: stray(context_id=f.context_id + 2)(c, f)), 4,
+    Case("mid-other-context-id",
+         after_two(lambda c, f: stray(context_id=f.context_id + 2)(c, f)), 4,
          good=(1, 2), absent=(study_uid(777),)),
     Case("mid-peer-release-rq", after_two(lambda c, f: c.send(release_rq())), 4, good=(1, 2),
          e_pattern=r"releas", formats=ALL_FORMATS),
@@ -486,7 +492,8 @@ def with_bad(responses, ts: str = EXPLICIT_LE, max_pdu: int = 16384):
 
 
 MALFORMED_CASES = [
-    Case("bad-random-bytes", with_bad([1, lambda c: garbage(200, seed=7), 3]), 4, good=(1, 3), bad=(2,)),
+    Case("bad-random-bytes", with_bad([1, lambda c: garbage(200, seed=7), 3]), 4, good=(1, 3),
+         bad=(2,)),
     Case("bad-element-past-end", with_bad([1, lambda c: past_end(2), 3]), 4, good=(1, 3), bad=(2,)),
     Case("bad-unknown-vr-zz", with_bad([1, lambda c: unknown_vr(2), 3]), 4, good=(1, 3), bad=(2,)),
     # 64 levels of sequences are well-formed (and -k's own bound): kept;
@@ -527,7 +534,8 @@ def abort_at_release(conn: PeerConnection) -> None:
 
 
 STATUS_CASES = [
-    Case("status-a700-with-comment-after-two", final_status(0xA700, "HOSTILE A700 COMMENT", 1, 2), 1,
+    Case("status-a700-with-comment-after-two",
+         final_status(0xA700, "HOSTILE A700 COMMENT", 1, 2), 1,
          good=(1, 2), e_pattern="HOSTILE A700 COMMENT", formats=ALL_FORMATS),
     Case("status-c000-with-comment-no-match", final_status(0xC000, "HOSTILE C000 COMMENT"), 1,
          e_pattern="HOSTILE C000 COMMENT"),
@@ -763,9 +771,8 @@ def test_ctrl_c_while_negotiating_leaves_no_thread_behind() -> None:
             settings = AssociationSettings(peer="127.0.0.1", port=peer.port, acse_timeout=10)
             timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signals.SIGINT))
             timer.start()
-            with pytest.raises(KeyboardInterrupt):
-                with open_association(settings, [STUDY_ROOT_FIND]):
-                    pass
+            with pytest.raises(KeyboardInterrupt), open_association(settings, [STUDY_ROOT_FIND]):
+                pass
             timer.join()
     finally:
         signals.signal(signals.SIGINT, previous)

@@ -41,7 +41,8 @@ def canon(ds: Dataset) -> list:
             out.append((elem.tag, "SQ", [canon(item) for item in value]))
             continue
         if isinstance(value, MultiValue):
-            value = [(type(v).__name__, str(v) if elem.VR in ("IS", "DS", "PN") else v) for v in value]
+            value = [(type(v).__name__, str(v) if elem.VR in ("IS", "DS", "PN") else v)
+                     for v in value]
         elif value is not None:
             value = (type(value).__name__, str(value) if elem.VR in ("IS", "DS", "PN") else value)
         out.append((elem.tag, str(elem.VR), value))
@@ -99,7 +100,8 @@ PYNETDICOM_EXAMPLES = [
         "python -m pynetdicom findscu 11112 -k QueryRetrieveLevel=PATIENT -k PatientName=",
         item(QueryRetrieveLevel="PATIENT", PatientName=""),
     ),
-    ("-k QueryRetrieveLevel=PATIENT -k PatientName=", item(QueryRetrieveLevel="PATIENT", PatientName="")),
+    ("-k QueryRetrieveLevel=PATIENT -k PatientName=",
+     item(QueryRetrieveLevel="PATIENT", PatientName="")),
     ("-k (0008,0052)=PATIENT -k (0010,0010)=", item(QueryRetrieveLevel="PATIENT", PatientName="")),
     (
         "-k OtherPatientIDsSequence[2].PatientID=12345678",
@@ -181,7 +183,8 @@ def test_quotes_are_part_of_the_value():
         ("PatientName=", ((0x00100010, None),), ""),
         ("PatientName=A=B", ((0x00100010, None),), "A=B"),
         ("(0040,0100)[0].Modality=CT", ((0x00400100, 0), (0x00080060, None)), "CT"),
-        ("ScheduledProcedureStepSequence[0].Modality=CT", ((0x00400100, 0), (0x00080060, None)), "CT"),
+        ("ScheduledProcedureStepSequence[0].Modality=CT",
+         ((0x00400100, 0), (0x00080060, None)), "CT"),
         ("(0040,0100)[0].(0008,0060)=CT", ((0x00400100, 0), (0x00080060, None)), "CT"),
         ("0040,0100[0].0008,0060=CT", ((0x00400100, 0), (0x00080060, None)), "CT"),
         ("(300a,00b0)=", ((0x300A00B0, None),), ""),
@@ -206,8 +209,10 @@ def build(*texts: str) -> list:
     [
         (["PatientName"], item(PatientName="")),
         (["PatientName=A=B"], item(PatientName="A=B")),
-        (["(0040,0100)[0].(0008,0060)=CT"], item(ScheduledProcedureStepSequence=seq(item(Modality="CT")))),
-        (["0040,0100[0].0008,0060=CT"], item(ScheduledProcedureStepSequence=seq(item(Modality="CT")))),
+        (["(0040,0100)[0].(0008,0060)=CT"],
+         item(ScheduledProcedureStepSequence=seq(item(Modality="CT")))),
+        (["0040,0100[0].0008,0060=CT"],
+         item(ScheduledProcedureStepSequence=seq(item(Modality="CT")))),
         (["(300A,00B0)"], item(BeamSequence=seq())),
         (["BeamSequence[1]"], item(BeamSequence=seq(Dataset(), Dataset()))),
         (["ModalitiesInStudy=CT\\MR"], item(ModalitiesInStudy=["CT", "MR"])),
@@ -228,7 +233,8 @@ def build(*texts: str) -> list:
          make((0x00209165, "AT", [0x00100010, 0x00100020, 0x00080020]))),
         (["(6000,3000)=00ff"], make((0x60003000, "OW", b"\x00\xff"))),
         (["(6002,0010)=512"], make((0x60020010, "US", 512))),
-        (["(0009,0010)=ACME", "(0009,1001)=x"], make((0x00090010, "LO", "ACME"), (0x00091001, "LO", "x"))),
+        (["(0009,0010)=ACME", "(0009,1001)=x"],
+         make((0x00090010, "LO", "ACME"), (0x00091001, "LO", "x"))),
         (["(0009,1002)[0].PatientName=X"], make((0x00091002, "SQ", [item(PatientName="X")]))),
         (["OtherPatientIDsSequence[2].PatientID=C", "OtherPatientIDsSequence[0].PatientID=A"],
          item(OtherPatientIDsSequence=seq(item(PatientID="A"), Dataset(), item(PatientID="C")))),

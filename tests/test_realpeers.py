@@ -64,9 +64,11 @@ def _assert_gone(pid: int) -> None:
 def test_runner_reports_early_exit_with_log(tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
     script = f"echo $$ > {pidfile}; echo 'bind: address in use' >&2; exit 3"
-    with pytest.raises(pytest.fail.Exception, match=r"(?s)exited with 3.*address in use"):
-        with _running_peer("boom", ["sh", "-c", script], workdir=tmp_path, is_ready=lambda: False):
-            pass  # pragma: no cover
+    with (
+        pytest.raises(pytest.fail.Exception, match=r"(?s)exited with 3.*address in use"),
+        _running_peer("boom", ["sh", "-c", script], workdir=tmp_path, is_ready=lambda: False),
+    ):
+        pass  # pragma: no cover
     _assert_gone(int(pidfile.read_text()))
 
 
@@ -74,17 +76,18 @@ def test_runner_times_out_and_kills_peer_and_children(tmp_path: Path) -> None:
     pidfile = tmp_path / "pids"
     # a parent that ignores SIGTERM plus a forked child: both must be gone
     script = f"trap '' TERM; sleep 60 & echo $$ $! > {pidfile}; echo starting; wait"
-    with pytest.raises(pytest.fail.Exception, match=r"(?s)did not answer.*starting"):
-        with _running_peer(
-            "stuck", ["sh", "-c", script], workdir=tmp_path,
-            is_ready=lambda: False, timeout=0.5, stop_grace=0.2,
-        ):
-            pass  # pragma: no cover
+    with (
+        pytest.raises(pytest.fail.Exception, match=r"(?s)did not answer.*starting"),
+        _running_peer("stuck", ["sh", "-c", script], workdir=tmp_path,
+                      is_ready=lambda: False, timeout=0.5, stop_grace=0.2),
+    ):
+        pass  # pragma: no cover
     for pid in map(int, pidfile.read_text().split()):
         _assert_gone(pid)
 
 
-def test_sample_instances_match_description(sample_instances: tuple[Path, ...], tmp_path: Path) -> None:
+def test_sample_instances_match_description(sample_instances: tuple[Path, ...],
+                                            tmp_path: Path) -> None:
     assert len(sample_instances) == len(SAMPLE_IMAGES) == 20
     assert (len(SAMPLE_PATIENTS), len(SAMPLE_STUDIES), len(SAMPLE_SERIES)) == (4, 6, 10)
     datasets = [pydicom.dcmread(p) for p in sample_instances]
@@ -124,7 +127,8 @@ def _key_matches(key: pydicom.DataElement, target: pydicom.DataElement | None) -
     for have in _values(target):  # multi-valued attribute: any value may match
         if key.VR in ("DA", "TM") and "-" in wanted:  # range matching
             width = 8 if key.VR == "DA" else 6
-            low, _, high = (part.strip().ljust(width, "0") if part else part for part in wanted.partition("-"))
+            low, _, high = (part.strip().ljust(width, "0") if part else part
+                            for part in wanted.partition("-"))
             have = have.split(".")[0].ljust(width, "0")
             if (not low or have >= low) and (not high or have <= high):
                 return True
@@ -176,7 +180,8 @@ def _find(peer: DicomPeer, out_dir: Path, model: str, level: str, *keys: str):
         args += ["-k", key]
     result = run_findscu(peer, out_dir, *args)
     assert result.returncode == 0, result.stderr
-    assert not [line for line in result.stderr.splitlines() if line.startswith(("E:", "F:"))], result.stderr
+    assert not [line for line in result.stderr.splitlines()
+                if line.startswith(("E:", "F:"))], result.stderr
     return result
 
 
@@ -190,13 +195,16 @@ def archive(request: pytest.FixtureRequest):
 
 
 def test_patient_level_patient_root(archive, tmp_path: Path) -> None:
-    result = _find(archive, tmp_path, "-P", "PATIENT", "PatientID", "PatientName", "PatientBirthDate")
+    result = _find(archive, tmp_path, "-P", "PATIENT", "PatientID", "PatientName",
+                   "PatientBirthDate")
     assert result.count == len(SAMPLE_PATIENTS)
-    assert sorted(str(ds.PatientID) for ds in result.datasets()) == sorted(p.patient_id for p in SAMPLE_PATIENTS)
+    assert (sorted(str(ds.PatientID) for ds in result.datasets())
+            == sorted(p.patient_id for p in SAMPLE_PATIENTS))
 
 
 def test_study_level_study_root(archive, tmp_path: Path) -> None:
-    result = _find(archive, tmp_path, "-S", "STUDY", "StudyInstanceUID", "StudyDate", "AccessionNumber")
+    result = _find(archive, tmp_path, "-S", "STUDY", "StudyInstanceUID", "StudyDate",
+                   "AccessionNumber")
     assert result.count == len(SAMPLE_STUDIES)
     got = sorted((ds.StudyInstanceUID, ds.AccessionNumber) for ds in result.datasets())
     assert got == sorted((st.study_instance_uid, st.accession_number) for st in SAMPLE_STUDIES)
@@ -205,7 +213,8 @@ def test_study_level_study_root(archive, tmp_path: Path) -> None:
 def test_series_level_study_root(archive, tmp_path: Path) -> None:
     for n, study in enumerate(SAMPLE_STUDIES):
         result = _find(archive, tmp_path / str(n), "-S", "SERIES",
-                       f"StudyInstanceUID={study.study_instance_uid}", "SeriesInstanceUID", "Modality")
+                       f"StudyInstanceUID={study.study_instance_uid}", "SeriesInstanceUID",
+                       "Modality")
         got = sorted((ds.SeriesInstanceUID, ds.Modality) for ds in result.datasets())
         assert got == sorted((se.series_instance_uid, se.modality) for se in study.series)
 
@@ -221,7 +230,8 @@ def test_image_level_patient_root(archive, tmp_path: Path) -> None:
                                f"StudyInstanceUID={study.study_instance_uid}",
                                f"SeriesInstanceUID={series.series_instance_uid}",
                                "SOPInstanceUID", "InstanceNumber")
-                got = sorted((int(ds.InstanceNumber), ds.SOPInstanceUID) for ds in result.datasets())
+                got = sorted((int(ds.InstanceNumber), ds.SOPInstanceUID)
+                             for ds in result.datasets())
                 assert got == [(im.instance_number, im.sop_instance_uid) for im in series.images]
     assert n == len(SAMPLE_SERIES)
 
@@ -246,11 +256,13 @@ def test_latin1_patient_name(archive, tmp_path: Path) -> None:
 def test_orthanc_rest_counts_and_study_query(orthanc_peer, tmp_path: Path) -> None:
     with urllib.request.urlopen(f"{orthanc_peer.base_url}/statistics", timeout=10) as response:
         stats = json.load(response)
-    assert (stats["CountPatients"], stats["CountStudies"], stats["CountSeries"], stats["CountInstances"]) == (
+    assert (stats["CountPatients"], stats["CountStudies"], stats["CountSeries"],
+            stats["CountInstances"]) == (
         len(SAMPLE_PATIENTS), len(SAMPLE_STUDIES), len(SAMPLE_SERIES), len(SAMPLE_IMAGES))
     result = _find(orthanc_peer, tmp_path, "-S", "STUDY", "StudyInstanceUID", "ModalitiesInStudy")
     assert result.count == len(SAMPLE_STUDIES)
-    derived = {ds.StudyInstanceUID: sorted(_values(ds["ModalitiesInStudy"])) for ds in result.datasets()}
+    derived = {ds.StudyInstanceUID: sorted(_values(ds["ModalitiesInStudy"]))
+               for ds in result.datasets()}
     assert derived == {st.study_instance_uid: list(st.modalities_in_study) for st in SAMPLE_STUDIES}
 
 

@@ -38,6 +38,7 @@ PSONLY = MODEL_UIDS["psonly"]
 WORKLIST = MODEL_UIDS["worklist"]
 UPS = MODEL_UIDS["ups"]
 VERIFICATION = MODEL_UIDS["verification"]
+ALL_MODELS = tuple(MODEL_UIDS.values())
 
 
 # -- helpers ---------------------------------------------------------------
@@ -50,7 +51,7 @@ def scp():
 
 
 def client(
-    models=tuple(MODEL_UIDS.values()),
+    models=ALL_MODELS,
     transfer_syntaxes=None,
     dimse_timeout=5,
     aet="FINDSCU",
@@ -314,7 +315,7 @@ def test_worklist_sequence_matching_and_requested_subkeys(scp):
     ]
     assert expected
     assert [r.AccessionNumber for r in pending] == [d.AccessionNumber for d in expected]
-    for rsp, item in zip(pending, expected):
+    for rsp, item in zip(pending, expected, strict=True):
         (rsp_item,) = rsp.ScheduledProcedureStepSequence
         assert {e.keyword for e in rsp_item} == {e.keyword for e in sps}
         src = item.ScheduledProcedureStepSequence[0]

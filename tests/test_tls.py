@@ -581,7 +581,7 @@ def test_verbose_names_protocol_cipher_and_peer(peers, tls_material, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "I: +rs/+ws/+wf: OpenSSL seeds its random generator itself" in result.stderr
     assert "(FINDSCU -> ANY-SCP) over TLS" in result.stderr
-    line = next(l for l in result.stderr.splitlines() if "TLS connection:" in l)
+    line = next(ln for ln in result.stderr.splitlines() if "TLS connection:" in ln)
     assert "TLSv1.3" in line and "peer certificate verified" in line
     assert "127.0.0.1, localhost" in line
 

@@ -86,7 +86,7 @@ def test_json_formats_round_trip_through_pydicom(dimsekit, echo_scp, tmp_path, f
         assert len(lines) == 3
         objects = [json.loads(line) for line in lines]
     assert len(objects) == 3
-    for obj, ds in zip(objects, received):
+    for obj, ds in zip(objects, received, strict=True):
         assert Dataset.from_json(obj) == plain(ds)
     first = objects[0]
     assert first["00100010"]["Value"][0] == {
@@ -103,7 +103,7 @@ def test_xml_carries_every_element_attribute_and_value(dimsekit, echo_scp, tmp_p
     assert root.tag == "NativeDicomModels"
     models = root.findall("NativeDicomModel")
     assert len(models) == 3
-    for model, ds in zip(models, received):
+    for model, ds in zip(models, received, strict=True):
         expected = json_model_as_text(ds.to_json_dict())
         assert xml_to_json_model(model) == expected
     name = models[0].find("DicomAttribute[@tag='00100010']/PersonName/Ideographic")
@@ -120,7 +120,7 @@ def test_csv_default_columns_are_the_query_keys(dimsekit, echo_scp, tmp_path):
     assert "ScheduledProcedureStepSequence[0].ScheduledProtocolCodeSequence[0].CodeMeaning" \
         in header
     assert len(body) == 3
-    row = dict(zip(header, body[0]))
+    row = dict(zip(header, body[0], strict=True))
     assert row["PatientName"] == str(received[0].PatientName)
     assert row["OtherPatientIDs"] == "A1\\B2\\C3"
     assert row["PatientBirthDate"] == ""

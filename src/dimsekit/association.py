@@ -19,8 +19,9 @@ import contextlib
 import logging
 import socket
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from dimsekit.errors import AssociationError
 
@@ -278,6 +279,27 @@ def tune_pynetdicom() -> None:
     _config.LOG_HANDLER_LEVEL = "standard" if debug else "none"
 
 
+def _resolve(peer: str, port: int) -> str | tuple[str, int, int]:
+    """The address ``ae.associate`` connects to: the peer's first IPv4
+    address, else its first IPv6 one (as pynetdicom >= 3.0.3 picks it).
+    Resolved here because pynetdicom 3.0.0 to 3.0.2 hand the name to the
+    socket: an unknown name is then only a logged connect error, and a name
+    without a dot gets an IPv6 socket, which cannot reach an IPv4-only host."""
+    try:
+        infos = socket.getaddrinfo(peer, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise AssociationError(
+            f"cannot resolve peer {peer!r}: {exc.strerror or exc}") from None
+    for family in (socket.AF_INET, socket.AF_INET6):
+        for found, *_, sockaddr in infos:
+            if found != family:
+                continue
+            if len(sockaddr) == 4:  # IPv6: (address, port, flowinfo, scope_id)
+                return str(sockaddr[0]), sockaddr[2], sockaddr[3]
+            return str(sockaddr[0])
+    raise AssociationError(f"cannot resolve peer {peer!r}: no IPv4 or IPv6 address")
+
+
 def _tls_args(settings: AssociationSettings, observed: _Observed) -> tuple | None:
     """pynetdicom's ``(SSLContext, server_hostname)`` for ``settings.tls``."""
     if settings.tls is None:
@@ -311,6 +333,7 @@ def open_association(
     """
     from pynetdicom import AE, evt
 
+    address = _resolve(settings.peer, settings.port)
     ext_neg = list(ext_neg)
     ae = AE(ae_title=settings.calling_aet)
     ae.connection_timeout = settings.connect_timeout
@@ -338,7 +361,7 @@ def open_association(
     started = time.monotonic()
     try:
         assoc = ae.associate(
-            settings.peer,
+            address,
             settings.port,
             contexts=contexts,
             ae_title=settings.called_aet,

@@ -274,10 +274,9 @@ class Session:
                     if run.final is not None:
                         results.status = run.final.status
             final = run.final
-            if final is not None:
-                if not final.ok:
-                    raise PeerFailure(f"peer answered {final.text}", status=final.status,
-                                      error_comment=final.error_comment)
+            if final is not None and not final.ok:
+                raise PeerFailure(f"peer answered {final.text}", status=final.status,
+                                  error_comment=final.error_comment)
             if run.skipped:
                 raise skipped_error(run.skipped, run.delivered)
         finally:

@@ -536,15 +536,22 @@ _RESPONSE_FIELDS = {"C_FIND": 0x8020, "C_ECHO": 0x8030, "C_GET": 0x8010,
                     "C_MOVE": 0x8021, "C_STORE": 0x8001}
 
 
+#: C-MOVE/C-GET response counts, as command elements
+_SUBOPERATIONS = {0x00001020: "NumberOfRemainingSuboperations",
+                  0x00001021: "NumberOfCompletedSuboperations",
+                  0x00001022: "NumberOfFailedSuboperations",
+                  0x00001023: "NumberOfWarningSuboperations"}
+
+
 class PureExchange(Exchange):
     """:class:`Exchange` on pynetdicom's public API alone (see the module):
-    the requests go out through ``send_c_find``/``send_c_echo``, the
+    the requests go out through ``send_c_find``/``send_c_move``/``send_c_echo``, the
     responses come from ``assoc.dimse.get_msg`` as pynetdicom decoded
     them, and are handed on as :class:`Message` (their command elements
     re-encoded, the identifier as the bytes that came)."""
 
     def send(self, primitive: Any, context_id: int) -> None:
-        from pynetdicom.dimse_primitives import C_ECHO, C_FIND
+        from pynetdicom.dimse_primitives import C_ECHO, C_FIND, C_MOVE
 
         assoc = self.assoc
         if isinstance(primitive, C_FIND):
@@ -558,6 +565,16 @@ class PureExchange(Exchange):
             # is not read: the responses are taken off the DIMSE queue here
             assoc.send_c_find(identifier, primitive.AffectedSOPClassUID,
                               msg_id=primitive.MessageID, priority=primitive.Priority)
+        elif isinstance(primitive, C_MOVE):
+            from pynetdicom.dsutils import decode
+
+            cx = next(c for c in assoc.accepted_contexts if c.context_id == context_id)
+            ts = cx.transfer_syntax[0]
+            identifier = decode(primitive.Identifier or BytesIO(), ts.is_implicit_VR,
+                                ts.is_little_endian, ts.is_deflated)
+            assoc.send_c_move(identifier, primitive.MoveDestination,
+                              primitive.AffectedSOPClassUID, msg_id=primitive.MessageID,
+                              priority=primitive.Priority)
         elif isinstance(primitive, C_ECHO):
             self._echo = assoc.send_c_echo(msg_id=primitive.MessageID)
         else:
@@ -609,4 +626,8 @@ class PureExchange(Exchange):
             command[STATUS] = _US.pack(status)
         if comment:
             command[ERROR_COMMENT] = str(comment).encode("latin-1", "replace")
+        for tag, keyword in _SUBOPERATIONS.items():
+            count = getattr(primitive, keyword, None)
+            if isinstance(count, int):
+                command[tag] = _US.pack(count)
         return Message(context_id or 0, command, dataset)

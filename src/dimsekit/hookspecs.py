@@ -8,7 +8,8 @@ plugins (no first-result-wins hooks).  Implement them with
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -27,7 +28,7 @@ hookspec = pluggy.HookspecMarker("dimsekit")
 
 
 @hookspec
-def dimsekit_commands(host: "Host") -> "Iterable[click.Command] | None":
+def dimsekit_commands(host: Host) -> Iterable[click.Command] | None:
     """Contribute top-level commands (``dimsekit NAME``).
 
     Called once, when the CLI is built (also for ``dimsekit --help``), after
@@ -46,7 +47,7 @@ def dimsekit_commands(host: "Host") -> "Iterable[click.Command] | None":
 
 
 @hookspec
-def dimsekit_information_models() -> "Iterable[InformationModel] | None":
+def dimsekit_information_models() -> Iterable[InformationModel] | None:
     """Contribute information models (name, SOP class UID, service, flags).
 
     Called lazily, the first time a command asks the host for models.
@@ -56,7 +57,7 @@ def dimsekit_information_models() -> "Iterable[InformationModel] | None":
 
 
 @hookspec
-def dimsekit_extended_negotiation_flags() -> "Iterable[ExtendedNegotiationFlag] | None":
+def dimsekit_extended_negotiation_flags() -> Iterable[ExtendedNegotiationFlag] | None:
     """Contribute SOP Class Extended Negotiation flags (``--relational-query``...).
 
     Called lazily, when a command of the flag's ``service`` is built.
@@ -66,7 +67,7 @@ def dimsekit_extended_negotiation_flags() -> "Iterable[ExtendedNegotiationFlag] 
 
 
 @hookspec
-def dimsekit_writers() -> "Iterable[Writer] | None":
+def dimsekit_writers() -> Iterable[Writer] | None:
     """Contribute output formats (``--format NAME``).
 
     Called lazily, when a command of the writer's ``service`` is built.

@@ -330,6 +330,7 @@ def _convert_one(vr: str, value: str | None) -> Any:
         return value
 
     parts = _split_values(value)
+    out: list[Any]
     if vr in _INT_VRS or vr in _FLOAT_VRS:
         kind, cast = ("an integer", int) if vr in _INT_VRS else ("a number", float)
         out = []

@@ -23,6 +23,7 @@ key never touches the disk.  Nothing here imports ``ssl`` or
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -341,6 +342,7 @@ def _load_private_key(data: bytes, password: bytes | None, fmt: str):
 def _private_key(settings: TLSSettings):
     """The key of ``+tls KEY CERT``, decrypted as ``+ps``/``+pw``/``-pw`` say."""
     path, fmt = settings.key_file, settings.key_format
+    assert path is not None  # build_context: authenticated mode has a key file
     what = "TLS private key file"
     data = _read(path, what)
     other = "-pem" if fmt == "der" else "-der"
@@ -379,6 +381,7 @@ def _load_identity(ctx, settings: TLSSettings) -> None:
 
     from cryptography.hazmat.primitives import serialization
 
+    assert settings.cert_file is not None  # build_context: authenticated mode has one
     certs = _load_certificates(settings.cert_file, settings.key_format,
                                "TLS certificate file")
     key = _private_key(settings)
@@ -487,10 +490,9 @@ def _mark_tls_answer(exc: BaseException, sock) -> None:
         answered = sock.cipher() is not None
     except (OSError, ValueError, AttributeError):  # pragma: no cover
         return
-    try:
+    # AttributeError: an exception without __dict__
+    with contextlib.suppress(AttributeError):
         setattr(exc, _TLS_ANSWER, answered)
-    except AttributeError:  # pragma: no cover - an exception without __dict__
-        pass
 
 
 def peer_never_spoke_tls(exc: BaseException | None) -> bool:

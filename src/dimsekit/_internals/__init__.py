@@ -76,6 +76,7 @@ def fast_exchange(assoc: Any) -> type | None:
     be used (``DIMSEKIT_PURE``, or this association lacks the per-instance
     internals the fast path pauses and reads through)."""
     if not fast_path():
+        _say_pure(why_pure())
         return None
     dul = getattr(assoc, "dul", None)
     if (getattr(assoc, "_reactor_checkpoint", None) is None
@@ -83,7 +84,14 @@ def fast_exchange(assoc: Any) -> type | None:
             or getattr(dul, "_idle_timer", None) is None
             or not hasattr(getattr(getattr(assoc, "dimse", None), "msg_queue", None),
                            "queue")):
+        _say_pure("this association lacks the reactor or DUL internals")
         return None
     from dimsekit._internals.exchange import FastExchange
 
     return FastExchange
+
+
+def _say_pure(why: str | None) -> None:
+    import logging
+
+    logging.getLogger("dimsekit.dimse").debug("pure path: %s", why)

@@ -82,13 +82,12 @@ def element_splitter(implicit: bool):
             else:
                 known = vr
             if known in watched:
-                if known == "SQ":  # its items looked over, the element kept raw
-                    if length:
-                        try:
-                            check_structure(value, implicit, True, ordered=False,
-                                            sequence=True)
-                        except NotDicom:
-                            return None
+                if known == "SQ" and length:  # its items looked over, the element kept raw
+                    try:
+                        check_structure(value, implicit, True, ordered=False,
+                                        sequence=True)
+                    except NotDicom:
+                        return None
                 size = sizes.get(known)
                 if size and length % size:
                     return None

@@ -8,10 +8,12 @@ script: argv pre-processing, plugin loading, exit codes, one-line errors.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
-from typing import Any, NoReturn, Sequence
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 import click
 
@@ -147,10 +149,9 @@ def _wants_debug(args: Sequence[str]) -> bool:
 def _error(message: str, args: Sequence[str]) -> None:
     if "-q" in args or "--quiet" in args:
         return
-    try:
+    # stderr closed: the code still tells
+    with contextlib.suppress(OSError, ValueError, AttributeError):
         print(f"E: {message}", file=sys.stderr)
-    except (OSError, ValueError, AttributeError):  # stderr closed: the code still tells
-        pass
 
 
 def main(argv: Sequence[str] | None = None, prog_name: str = "dimsekit", *,
@@ -209,10 +210,8 @@ def _no_lingering_threads(code: int | str | None, grace: float = 2.0) -> None:
     if any(t.is_alive() and not t.daemon and t is not threading.main_thread()
            for t in threading.enumerate()):
         for stream in (sys.stdout, sys.stderr):
-            try:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
                 stream.flush()
-            except (OSError, ValueError, AttributeError):
-                pass
         os._exit(code if isinstance(code, int) else (0 if code is None else 1))
 
 

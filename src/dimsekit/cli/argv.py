@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shlex
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from dimsekit.errors import UsageError
 

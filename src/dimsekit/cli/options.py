@@ -12,15 +12,16 @@ Plugins decorate their callbacks:
 
 ``logging_options`` sets logging up before the callback runs;
 ``association_options`` (network, AE titles, transfer syntaxes, TLS) hands
-the callback one ``association`` argument (:class:`AssociationSettings`); ``key_options`` hands it ``keys`` (the raw
-``-k`` strings; parse them with :func:`dimsekit.keys.parse_keys`).
+the callback one ``association`` argument (:class:`AssociationSettings`);
+``key_options`` hands it ``keys`` (the raw ``-k`` strings; parse them with
+:func:`dimsekit.keys.parse_keys`).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import click
 
@@ -255,7 +256,10 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     ctx.exit()
 
 
-def version_option(func: Callable) -> Callable:
+_FC = TypeVar("_FC", bound="Callable[..., Any] | click.Command")
+
+
+def version_option(func: _FC) -> _FC:
     """``--version`` for a command or group: :func:`version_lines`, then exit."""
     return click.option("--version", is_flag=True, expose_value=False, is_eager=True,
                         callback=_print_version,
@@ -549,7 +553,7 @@ def _build_association(calling_aet, called_aet, transfer_syntax, connect_timeout
         network_timeout=_timeout(network_timeout),
         max_pdu=max_pdu,
         abort=abort,
-        new_vr=new_vr,
+        new_vr=new_vr is not False,  # None: neither +u nor -u given
         tls=tls,
     )
 
@@ -579,11 +583,15 @@ def association_options(default_calling_aet: str = "DIMSEKIT") -> Callable:
         option("-aec", "--call", "--called-aet", "called_aet", group=_AS,
                default="ANY-SCP", show_default=True, metavar="AETITLE",
                callback=_ae_title, help="set called AE title of peer"),
+        # both of a pair sharing a name say default=None ("not given"): click
+        # 8.2 gives a flag_value=False option without a default the default
+        # False, and that one wins over its partner's (8.3 and later do not)
         option("+u", "--enable-new-vr", "new_vr", group="value representations",
-               flag_value=True, default=True,
+               flag_value=True, default=None,
                help="enable support for new VRs (UN/UT) (default)"),
         option("-u", "--disable-new-vr", "new_vr", group="value representations",
-               flag_value=False, help="disable support for new VRs, convert to OB"),
+               flag_value=False, default=None,
+               help="disable support for new VRs, convert to OB"),
         option("--propose-uncompr", "transfer_syntax", group="transfer syntaxes",
                flag_value="local", aliases=("-x=",),
                help="propose all uncompressed TS, explicit VR with local "

@@ -224,7 +224,7 @@ class FindRun:
                     if interrupted is not None or getattr(exc, "abort", False):
                         ended = True
                         raise Interrupted(self._interrupted(
-                            query, answered=False, how=getattr(exc, "how", None)))
+                            query, answered=False, how=getattr(exc, "how", None))) from exc
                     interrupted = time.monotonic()
                     cancelled = True
                     try:

@@ -188,8 +188,8 @@ def _match_qr(
 
     groups: dict[tuple[str, ...], list[Dataset]] = {}
     for ds in instances:
-        key = tuple(str(ds.get(_UNIQUE[_LEVELS[lv]], "")) for lv in hierarchy)
-        groups.setdefault(key, []).append(ds)
+        entity = tuple(str(ds.get(_UNIQUE[_LEVELS[lv]], "")) for lv in hierarchy)
+        groups.setdefault(entity, []).append(ds)
     computed = _computed(instances)
 
     # keys below the query level: matched only with relational queries

@@ -273,7 +273,7 @@ class QuerySCP:
         ae.maximum_associations = 64
         for uid in MODEL_UIDS.values():
             ae.add_supported_context(uid, TRANSFER_SYNTAXES)
-        handlers = [
+        handlers: list[evt.EventHandlerType] = [
             (evt.EVT_CONN_OPEN, self._on_conn_open),
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_SOP_EXTENDED, self._on_sop_extended),
@@ -289,6 +289,7 @@ class QuerySCP:
             (self.host, self._requested_port), block=False, evt_handlers=handlers,
             ssl_context=self.ssl_context,
         )
+        assert server is not None  # block=False: start_server returns the server
         self._ae = ae
         self._server = server
         self._port = int(server.server_address[1])

@@ -128,8 +128,10 @@ def build_find_command(host: Host) -> click.Command:
                help="write the formatted responses to FILE instead of stdout "
                     "(written to a temp file, renamed when the run ends)"),
         option("+sr", "--show-responses", "show_responses", group=_OUT, flag_value=True,
-               default=None, help="write responses to stdout / -o (default, except with -X/-Xx/-Xs)"),
+               default=None,
+               help="write responses to stdout / -o (default, except with -X/-Xx/-Xs)"),
         option("-sr", "--hide-responses", "show_responses", group=_OUT, flag_value=False,
+               default=None,
                help="do not write responses to stdout / -o (the default with -X/-Xx/-Xs)"),
         option("-X", "--extract", "-w", "--write", "extract", group=_OUT, is_flag=True,
                help="extract responses to DICOM files rsp0001.dcm, ... (pending "
@@ -179,6 +181,8 @@ def build_find_command(host: Host) -> click.Command:
         tune_process()
         return run_find(request)
 
+    command: Any = find
     for deco in reversed(decorators):
-        find = deco(find)
-    return find
+        command = deco(command)
+    assert isinstance(command, click.Command)  # click.command(...) comes first
+    return command

@@ -16,7 +16,8 @@ from __future__ import annotations
 import base64
 import csv
 import io
-from typing import Any, BinaryIO, Iterable
+from collections.abc import Iterable
+from typing import Any, BinaryIO
 
 from dimsekit.api import UsageError, parse_key
 
@@ -105,7 +106,9 @@ def _has(ds: Any, path: tuple) -> bool:
 
 def _split_columns(spec: str) -> list[str]:
     """Split at commas outside (gggg,eeee) parentheses."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for ch in spec:
         if ch == "(":
             depth += 1

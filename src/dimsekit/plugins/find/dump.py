@@ -260,7 +260,7 @@ def _decode_text(value: bytes, vr: str, charset: tuple[str, ...] | None) -> str:
 def _ftoa_round(digits: list[str], fract: float, ch: str | None,
                 expon: int | None) -> int | None:
     """Round the digit string up if the next digit is > 4 (ftoa_round)."""
-    if fract:
+    if fract:  # noqa: SIM108 - a nested conditional expression reads worse
         nxt = math.modf(fract * 10)[1]
     else:
         nxt = ord(ch) - 48 if ch else 0
@@ -458,10 +458,7 @@ def _format_value(
         vals = struct.unpack(
             ("<" if little else ">") + str(count) + code, value[: count * size]
         )
-        if prec:
-            strs = [_ftoa(v, prec) for v in vals]
-        else:
-            strs = [str(v) for v in vals]
+        strs = [_ftoa(v, prec) for v in vals] if prec else [str(v) for v in vals]
         return _join_numbers(strs), 1 if single else count, n
 
     if vr == "AT":
@@ -606,7 +603,7 @@ def _format_items(ds: Any, level: int, out: list[str], implicit: bool,
     indent = "  " * level
     total = 0
     # plain ints: pydicom's BaseTag compares in Python, ints in C
-    for tag, elem in sorted(zip(map(int, elements), elements.values())):
+    for tag, elem in sorted(zip(map(int, elements), elements.values(), strict=True)):
         info = _TAG_CACHE.get(tag)
         if info is None:
             info = _TAG_CACHE[tag] = _tag_info(tag)

@@ -16,7 +16,8 @@ import errno
 import io
 import os
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from dimsekit.api import OutputError, UsageError, get_logger
 from dimsekit.plugins.find.output import PendingFile

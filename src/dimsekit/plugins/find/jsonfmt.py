@@ -20,7 +20,11 @@ import json
 import math
 import re
 import struct
-from typing import Any, BinaryIO, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pydicom.dataelem import RawDataElement
 
 #: never BulkDataURI: there is nowhere to retrieve bulk data from
 NO_BULK = 2**62
@@ -37,7 +41,7 @@ def pydicom_json(ds: Any) -> dict:
     return ds.to_json_dict(bulk_data_threshold=NO_BULK)
 
 
-_ENCODER: "JsonEncoder | None" = None
+_ENCODER: JsonEncoder | None = None
 
 
 def dicom_json(ds: Any) -> dict:
@@ -141,7 +145,8 @@ def _value(vr: str, raw: bytes, little: bool, encodings: list[str]) -> str | Non
                 return None
             names.append("{" + ",".join(
                 f"{key}:{_quote(group)}" for key, group in zip(
-                    ('"Alphabetic"', '"Ideographic"', '"Phonetic"'), groups)) + "}")
+                    ('"Alphabetic"', '"Ideographic"', '"Phonetic"'), groups,
+                    strict=False)) + "}")
             if len(groups) > 3:
                 return None
         return f',"Value":[{",".join(names)}]'
@@ -177,7 +182,8 @@ def _value(vr: str, raw: bytes, little: bool, encodings: list[str]) -> str | Non
     return None
 
 
-def _encodings_for(elements: dict, cache: dict, raw_class: type) -> list[str] | None:
+def _encodings_for(elements: dict, cache: dict,
+                   raw_class: type[RawDataElement]) -> list[str] | None:
     elem = elements.get(_SPECIFIC_CHARACTER_SET)
     if elem is None:
         return cache[None]
@@ -235,8 +241,8 @@ class JsonEncoder:
 
     def encode(self, ds: Any) -> str:
         elements = getattr(ds, "_dict", None) if self._as_pydicom_would() else None
-        encodings = None if elements is None else _encodings_for(elements, self._encodings, self._raw)
-        if encodings is None:
+        if (elements is None
+                or (encodings := _encodings_for(elements, self._encodings, self._raw)) is None):
             return json.dumps(pydicom_json(ds), ensure_ascii=False, separators=(",", ":"))
         parts = []
         raw_class = self._raw

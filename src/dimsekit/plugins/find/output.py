@@ -47,7 +47,8 @@ class Output:
             # a device or a FIFO (/dev/stdout, a named pipe) is written to, as
             # a shell's > does; renaming a file over it would destroy it
             try:
-                self.stream = open(self._target, "wb", buffering=BUFFER_SIZE)
+                self.stream = open(  # noqa: SIM115 - kept open; close()/discard() close it
+                    self._target, "wb", buffering=BUFFER_SIZE)
             except OSError as exc:
                 raise UsageError(f"cannot write output file {path!r}: "
                                  f"{_reason(exc)}") from None

@@ -33,7 +33,7 @@ def _keyword(tag: str) -> str:
 def _fill(parent: ET.Element, model: dict) -> None:
     for tag, attr in model.items():
         vr = attr.get("vr", "UN")
-        el = ET.SubElement(parent, "DicomAttribute", tag=tag, vr=vr)
+        el = ET.SubElement(parent, "DicomAttribute", {"tag": tag, "vr": vr})
         keyword = _keyword(tag)
         if keyword:
             el.set("keyword", keyword)
@@ -48,7 +48,7 @@ def _fill(parent: ET.Element, model: dict) -> None:
                     if not (name or {}).get(group):
                         continue
                     g = ET.SubElement(pn, group)
-                    for part, text in zip(_PN_COMPONENTS, name[group].split("^")):
+                    for part, text in zip(_PN_COMPONENTS, name[group].split("^"), strict=False):
                         if text:
                             ET.SubElement(g, part).text = _text(text)
         elif "InlineBinary" in attr:
