@@ -178,6 +178,22 @@ def test_a_plugin_that_fails_to_import_costs_one_warning_line(tmp_path):
     assert by_name["find"]["status"] == "loaded"
 
 
+def test_a_second_distribution_under_a_taken_entry_point_name_is_named(tmp_path):
+    """Two distributions declaring one entry-point name: the first (by
+    name order on sys.path) is loaded and works, the other costs one
+    warning line naming both."""
+    _fake_distribution(tmp_path, "helloplug", HELLO, entry_name="hello")
+    _fake_distribution(tmp_path, "otherhello", HELLO.replace("hello from", "other from"),
+                       entry_name="hello")
+    env = {"PYTHONPATH": str(tmp_path)}
+    result = run_dimsekit("hello", env=env)
+    assert result.returncode == 0
+    (warning,) = result.stderr_lines
+    assert warning.startswith("W: plugin 'hello' of distribution ")
+    assert "skipped: the name is taken by distribution " in warning
+    assert {"helloplug", "otherhello"} <= set(warning.replace("1.2.3", "").split())
+
+
 def test_load_plugins_env_selects_third_party_plugins(tmp_path):
     _fake_distribution(tmp_path, "brokenplug", BROKEN)
     _fake_distribution(tmp_path, "helloplug", HELLO)

@@ -114,7 +114,13 @@ class Host:
             if wanted is not None and not builtin(ep) and ep.name not in wanted:
                 continue
             if ep.name in self.plugins:
-                continue  # the same distribution seen twice on sys.path
+                first = self.plugins[ep.name]
+                other = getattr(getattr(ep, "dist", None), "name", None)
+                if other is not None and first.dist is not None and other != getattr(
+                        first.dist, "name", None):
+                    warn(f"plugin {ep.name!r} of distribution {other} skipped: the name "
+                         f"is taken by distribution {first.distribution}")
+                continue  # else the same distribution seen twice on sys.path
             dist = getattr(ep, "dist", None)
             try:
                 plugin = ep.load()
