@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import pytest
 from pydicom import Dataset
@@ -263,3 +264,40 @@ def test_the_library_does_not_load_the_cli(scp):
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout == f"{len(_study_uids(scp))} []\n"
+
+
+def test_ctrl_c_in_a_script_stays_a_keyboard_interrupt(make_scp):
+    """The library does not turn Ctrl-C into its own error or wait out a
+    grace: KeyboardInterrupt reaches the script at once, the association
+    is aborted."""
+    import signal
+
+    scp = make_scp(hang_after=1)
+    code = textwrap.dedent(f"""
+        import sys, time
+        import dimsekit
+        pacs = dimsekit.Peer("127.0.0.1", {scp.port})
+        with pacs.connect() as session:
+            results = session.find(QueryRetrieveLevel="STUDY", StudyInstanceUID="")
+            next(results)
+            print("one", flush=True)
+            try:
+                next(results)
+            except KeyboardInterrupt:
+                print("interrupted", session.is_open, flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "one\n"
+        time.sleep(0.3)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert time.monotonic() - started < 1.5, "a grace was waited out"
+    assert out == "interrupted False\n", err
+    assert proc.returncode == 0
+    assert scp.wait_idle(5)
+    assert scp.associations[0].ended == "aborted"

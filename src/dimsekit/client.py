@@ -261,7 +261,9 @@ class Session:
             if assoc is None or not assoc.is_established:
                 raise AssociationError("the session's association is not open")
             with Exchange(assoc) as exchange:
-                run = FindRun(assoc, exchange, dimse_timeout=self.settings.dimse_timeout)
+                # Ctrl-C in a script stays a KeyboardInterrupt (and aborts)
+                run = FindRun(assoc, exchange, dimse_timeout=self.settings.dimse_timeout,
+                              interrupts=False)
                 run.msg_id = self._msg_id  # message IDs go on across requests
                 responses = run.responses(query)
                 try:

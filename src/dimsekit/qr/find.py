@@ -15,7 +15,8 @@ goes on leaves the run :attr:`~FindRun.broken` (the association must be
 aborted).  The first Ctrl-C (KeyboardInterrupt) while waiting for the peer
 does the same and raises :class:`~dimsekit.errors.Interrupted` once the
 peer has ended the request; a second one, or one marked ``abort`` (the
-CLI's SIGTERM), raises it at once.
+CLI's SIGTERM), raises it at once.  With ``interrupts=False`` (the Python
+API) KeyboardInterrupt goes on at once and the run is broken.
 """
 
 from __future__ import annotations
@@ -98,10 +99,14 @@ class FindRun:
     """
 
     def __init__(self, assoc: Any, exchange: Any, *, dimse_timeout: float | None = None,
-                 cancel_grace: float = CANCEL_GRACE, show: Any = str):
+                 cancel_grace: float = CANCEL_GRACE, show: Any = str,
+                 interrupts: bool = True):
         self.assoc = assoc
         #: identifiers as text for the log (-v, -d): pydicom's by default
         self.show = show
+        #: Ctrl-C cancels with a grace and raises Interrupted (the CLI);
+        #: False: KeyboardInterrupt goes on at once, the run broken (a script)
+        self.interrupts = interrupts
         self.exchange = exchange
         self.dimse_timeout = dimse_timeout
         self.cancel_grace = cancel_grace
@@ -219,6 +224,8 @@ class FindRun:
                         exchange.cancel(self.msg_id, cx.context_id)
                         cancelled = True
                 except KeyboardInterrupt as exc:
+                    if not self.interrupts:
+                        raise
                     # the first Ctrl-C: C-CANCEL, then a short grace for the
                     # final status; a second one (or SIGTERM): abort at once
                     if interrupted is not None or getattr(exc, "abort", False):
