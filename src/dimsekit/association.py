@@ -250,7 +250,9 @@ def _failure(settings: AssociationSettings, assoc: Any, observed: _Observed,
             from dimsekit.tls import plain_tcp_failure
 
             return plain_tcp_failure(where, first)
-    if observed.peer_aborted:
+    # an A-ABORT PDU the guard read is the peer's abort, whether or not
+    # pynetdicom's ACSE got to hand it on before the connection closed
+    if observed.peer_aborted or (guard is not None and guard.abort is not None):
         how = ""
         if guard is not None and guard.abort is not None:
             from dimsekit.dimse import describe_abort
