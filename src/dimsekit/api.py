@@ -97,7 +97,7 @@ _LAZY = {"Exchange": "dimsekit.dimse", "Message": "dimsekit.dimse",
          **dict.fromkeys(("SERVICE", "MODELS", "FLAGS", "infer_model",
                           "application_information"), "dimsekit.qr.models"),
          **dict.fromkeys(("read_query_file", "check_encodable", "choose_charset",
-                          "downgrade_new_vrs"), "dimsekit.qr.query")}
+                          "downgrade_new_vrs", "finish_query"), "dimsekit.qr.query")}
 
 
 if TYPE_CHECKING:  # pragma: no cover - what _LAZY loads, for type checkers
@@ -123,6 +123,7 @@ if TYPE_CHECKING:  # pragma: no cover - what _LAZY loads, for type checkers
         check_encodable,
         choose_charset,
         downgrade_new_vrs,
+        finish_query,
         read_query_file,
     )
     from dimsekit.tls import TLSSettings
@@ -172,6 +173,7 @@ __all__ = [
     "check_encodable",
     "choose_charset",
     "downgrade_new_vrs",
+    "finish_query",
     "infer_model",
     "negotiation_items",
     "read_query_file",

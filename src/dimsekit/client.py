@@ -27,7 +27,7 @@ each use their own.  The contract, with tested examples: docs/python-api.md.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any
 
 from dimsekit.association import TRANSFER_SYNTAX_PROPOSALS, AssociationSettings
@@ -82,9 +82,7 @@ def make_query(query: Any = None, keys: Mapping[str, Any] | None = None, *,
     from pydicom import Dataset
 
     from dimsekit.keys import apply_keys, parse_keys
-    from dimsekit.qr.find import Query
-    from dimsekit.qr.models import infer_model
-    from dimsekit.qr.query import check_encodable, choose_charset, downgrade_new_vrs
+    from dimsekit.qr.query import finish_query
 
     chosen = _model(model)
     texts: list[str] = []
@@ -101,13 +99,8 @@ def make_query(query: Any = None, keys: Mapping[str, Any] | None = None, *,
     apply_keys(ds, overrides)
     if not len(ds):
         raise UsageError("empty query: give at least one key")
-    if not new_vr:
-        downgrade_new_vrs(ds)
-    choose_charset(label, ds, charset, overrides)
-    if chosen is None:
-        chosen = _models()[infer_model(ds.get("QueryRetrieveLevel"))[0]]
-    check_encodable(label, ds)
-    return Query(label, ds, chosen)
+    return finish_query(label, ds, overrides, models=_models(), model=chosen,
+                        charset=charset, new_vr=new_vr)
 
 
 class Results(Iterator[Any]):
@@ -116,11 +109,12 @@ class Results(Iterator[Any]):
     C-CANCEL; once the loop has ended, :attr:`status` is the final status
     (0x0000, a warning, or 0xFE00 after a cancel)."""
 
-    def __init__(self, generator: Iterator[Any]):
-        self._generator = generator
+    def __init__(self, responses: Callable[[Results], Generator[Any, None, None]]):
         self.count = 0
         #: the final status, once the request has ended
         self.status: int | None = None
+        #: the generator that yields the Datasets (and sets :attr:`status`)
+        self._generator = responses(self)
 
     def __iter__(self) -> Results:
         return self
@@ -133,7 +127,7 @@ class Results(Iterator[Any]):
     def close(self) -> None:
         """Stop reading: C-CANCEL, and a short grace for the peer to end
         the request (aborting the association if it does not)."""
-        self._generator.close()  # type: ignore[attr-defined]
+        self._generator.close()
 
     def __enter__(self) -> Results:
         return self
@@ -209,7 +203,7 @@ class Session:
         import inspect
 
         busy = self._busy
-        if busy is not None and inspect.getgeneratorstate(busy._generator) in (  # type: ignore[arg-type]
+        if busy is not None and inspect.getgeneratorstate(busy._generator) in (
                 inspect.GEN_CREATED, inspect.GEN_CLOSED):
             busy.close()  # never read, or over: nothing on the association
             self._busy = None
@@ -246,12 +240,11 @@ class Session:
         return self._start(prepared)
 
     def _start(self, query: Any) -> Results:
-        results = Results(iter(()))
-        results._generator = self._responses(query, results)
+        results = Results(lambda results: self._responses(query, results))
         self._busy = results
         return results
 
-    def _responses(self, query: Any, results: Results) -> Iterator[Any]:
+    def _responses(self, query: Any, results: Results) -> Generator[Any, None, None]:
         from dimsekit.dimse import Exchange
         from dimsekit.qr.find import FindRun, skipped_error
 
@@ -396,11 +389,9 @@ class Peer:
         ends, or aborted when it fails."""
         prepared = make_query(query, keys, model=model, charset=charset,
                               new_vr=self.settings.new_vr)
-        results = Results(iter(()))
-        results._generator = self._find(prepared, results)
-        return results
+        return Results(lambda results: self._find(prepared, results))
 
-    def _find(self, query: Any, results: Results) -> Iterator[Any]:
+    def _find(self, query: Any, results: Results) -> Generator[Any, None, None]:
         with Session(self.settings, [query.model.sop_class_uid], self.ext_neg) as session:
             inner = session._start(query)
             try:

@@ -550,29 +550,21 @@ class PureExchange(Exchange):
     them, and are handed on as :class:`Message` (their command elements
     re-encoded, the identifier as the bytes that came)."""
 
+    #: send_c_echo's answer, until receive() hands it on
+    _echo: Any = None
+
     def send(self, primitive: Any, context_id: int) -> None:
         from pynetdicom.dimse_primitives import C_ECHO, C_FIND, C_MOVE
 
         assoc = self.assoc
         if isinstance(primitive, C_FIND):
-            from pynetdicom.dsutils import decode
-
-            cx = next(c for c in assoc.accepted_contexts if c.context_id == context_id)
-            ts = cx.transfer_syntax[0]
-            identifier = decode(primitive.Identifier or BytesIO(), ts.is_implicit_VR,
-                                ts.is_little_endian, ts.is_deflated)
+            identifier = self._identifier(primitive, context_id)
             # sends at once and pauses the reactor; the generator it returns
             # is not read: the responses are taken off the DIMSE queue here
             assoc.send_c_find(identifier, primitive.AffectedSOPClassUID,
                               msg_id=primitive.MessageID, priority=primitive.Priority)
         elif isinstance(primitive, C_MOVE):
-            from pynetdicom.dsutils import decode
-
-            cx = next(c for c in assoc.accepted_contexts if c.context_id == context_id)
-            ts = cx.transfer_syntax[0]
-            identifier = decode(primitive.Identifier or BytesIO(), ts.is_implicit_VR,
-                                ts.is_little_endian, ts.is_deflated)
-            assoc.send_c_move(identifier, primitive.MoveDestination,
+            assoc.send_c_move(self._identifier(primitive, context_id), primitive.MoveDestination,
                               primitive.AffectedSOPClassUID, msg_id=primitive.MessageID,
                               priority=primitive.Priority)
         elif isinstance(primitive, C_ECHO):
@@ -580,8 +572,18 @@ class PureExchange(Exchange):
         else:
             raise TypeError(f"PureExchange cannot send {type(primitive).__name__}")
 
+    def _identifier(self, primitive: Any, context_id: int) -> Any:
+        """The request's encoded identifier as the Dataset ``send_c_*`` want
+        (they encode it again, in the context's transfer syntax)."""
+        from pynetdicom.dsutils import decode
+
+        cx = next(c for c in self.assoc.accepted_contexts if c.context_id == context_id)
+        ts = cx.transfer_syntax[0]
+        return decode(primitive.Identifier or BytesIO(), ts.is_implicit_VR,
+                      ts.is_little_endian, ts.is_deflated)
+
     def receive(self, timeout: float | None | bool = True) -> Message | None:
-        echo = getattr(self, "_echo", None)
+        echo = self._echo
         if echo is not None:  # send_c_echo waited for its answer itself
             self._echo = None
             return self._received(self._as_message(None, echo))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from dimsekit.errors import UsageError
@@ -365,3 +366,26 @@ def _key_text(elem, overrides) -> str:
         if key.path and key.path[-1][0] == elem.tag:
             return f"-k {key.text!r}"
     return elem.keyword or str(elem.tag)
+
+
+def finish_query(label: str, ds: Any, overrides: Any, *, models: Mapping[str, Any],
+                 model: Any = None, charset: str | None = None,
+                 new_vr: bool = True) -> Any:
+    """The prepared :class:`~dimsekit.qr.find.Query` once the keys are
+    applied to ``ds`` -- the steps the find command and the Python API
+    share: post-1993 VRs downgraded (``new_vr=False``: ``-u``), a Specific
+    Character Set chosen, the model (an InformationModel) given or inferred
+    from QueryRetrieveLevel among ``models`` (name -> model), the
+    identifier checked to be encodable.  Raises UsageError."""
+    from dimsekit.qr.find import Query
+    from dimsekit.qr.models import infer_model
+
+    if not new_vr:
+        downgrade_new_vrs(ds)
+    choose_charset(label, ds, charset, overrides)
+    if model is None:
+        name, why = infer_model(ds.get("QueryRetrieveLevel"))
+        model = models[name]
+        log.info("query %s: %s (%s)", label, model.help.replace("use ", ""), why)
+    check_encodable(label, ds)
+    return Query(label, ds, model)

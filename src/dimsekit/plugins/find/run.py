@@ -22,11 +22,8 @@ from dimsekit.api import (
     Writer,
     application_information,
     apply_keys,
-    check_encodable,
-    choose_charset,
-    downgrade_new_vrs,
+    finish_query,
     get_logger,
-    infer_model,
     negotiation_items,
     open_association,
     parse_keys,
@@ -92,17 +89,10 @@ class FindRequest:
             if fmt == "csv" and columns:
                 # a --columns key the query lacks becomes a return key
                 apply_keys(ds, return_keys_for_columns(columns, ds))
-            if not association.new_vr:
-                downgrade_new_vrs(ds)
-            choose_charset(label, ds, charset, overrides)
-            if model is not None:
-                chosen = models[model]
-            else:
-                name, why = infer_model(ds.get("QueryRetrieveLevel"))
-                chosen = models[name]
-                log.info("query %s: %s (%s)", label, chosen.help.replace("use ", ""), why)
-            check_encodable(label, ds)
-            queries.append(Query(label, ds, chosen))
+            queries.append(finish_query(
+                label, ds, overrides, models=models, charset=charset,
+                model=None if model is None else models[model],
+                new_vr=association.new_vr))
 
         requested = {k[4:].replace("_", "-") for k, v in rest.items()
                      if k.startswith("ext_") and v}
