@@ -51,6 +51,7 @@ import io
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import signal
@@ -108,6 +109,11 @@ class Sample:
 
 def bench_env() -> dict[str, str]:
     return {**os.environ, **BENCH_ENV}
+
+
+def user_env() -> dict[str, str]:
+    """A peer's environment as users run it: without TCP_NODELAY (cases 5, 6)."""
+    return {k: v for k, v in os.environ.items() if k != "TCP_NODELAY"}
 
 
 #: GNU time, for peak RSS (see measure); found in main()
@@ -197,6 +203,9 @@ class Tools:
     orthanc: str | None
     wlmscpfs: str | None
     dimsekit_formats: list[str] = field(default_factory=list)
+    #: every --long option `dimsekit find --help` lists (cases 5-7 need
+    #: --batch, --parallel, --drill-down)
+    dimsekit_options: set[str] = field(default_factory=set)
 
     @classmethod
     def find(cls, args: argparse.Namespace) -> Tools:
@@ -221,13 +230,19 @@ class Tools:
             orthanc=args.orthanc or _which_outside_venv("Orthanc"),
             wlmscpfs=args.wlmscpfs or _which_outside_venv("wlmscpfs"),
         )
-        tools.dimsekit_formats = tools._find_formats()
+        help_text = capture([*tools.dimsekit, "find", "--help"], timeout=60
+                            ).stdout.decode("utf-8", "replace")
+        tools.dimsekit_formats = tools._find_formats(help_text)
+        tools.dimsekit_options = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", help_text))
         return tools
 
-    def _find_formats(self) -> list[str]:
+    def missing_options(self, *options: str) -> list[str]:
+        """Those of ``options`` that ``dimsekit find --help`` does not list."""
+        return [o for o in options if o not in self.dimsekit_options]
+
+    @staticmethod
+    def _find_formats(text: str) -> list[str]:
         """The --format choices ``dimsekit find --help`` lists."""
-        proc = capture([*self.dimsekit, "find", "--help"], timeout=60)
-        text = proc.stdout.decode("utf-8", "replace")
         flat = " ".join(text.split())
         start = flat.find("--format")
         if start < 0:
@@ -345,11 +360,13 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @contextlib.contextmanager
 def running(name: str, argv: Sequence[str], workdir: Path,
-            ready: Callable[[], bool], timeout: float = 60) -> Iterator[subprocess.Popen]:
+            ready: Callable[[], bool], timeout: float = 60,
+            env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
     log_path = workdir / f"{name}.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(list(argv), cwd=workdir, stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, env=bench_env(),
+                                stdout=log, stderr=subprocess.STDOUT,
+                                env=env if env is not None else bench_env(),
                                 start_new_session=True)
     _LIVE.append(proc)
     try:
@@ -392,11 +409,45 @@ def _uid(kind: str, i: int) -> str:
 
 def study_instance(i: int) -> bytes:
     """A minimal Secondary Capture instance: one study, one series, no pixels."""
+    return _instance(i, sop_uid=_uid("instance", i), study=study_uid(i),
+                     series=_uid("series", i), series_number=1,
+                     patient_name=f"BENCH^PATIENT{i:05d}", patient_id=f"BP{i:05d}")
+
+
+#: case 6's Orthanc: 200 studies (one patient each) of 2-3 series, one
+#: instance per series
+DRILL_STUDIES = 200
+
+
+def drill_series_count(i: int) -> int:
+    """Series in drill-down study ``i``: 2 or 3 (alternating)."""
+    return 2 + i % 2
+
+
+def drill_patient_id(i: int) -> str:
+    return f"DP{i:06d}"  # 8 characters: query files are made by substitution
+
+
+def drill_study_uid(i: int) -> str:
+    return _uid("drill-study", i)
+
+
+def drill_instances(i: int) -> list[bytes]:
+    """Study ``i`` of case 6's Orthanc: one instance per series."""
+    return [_instance(i, sop_uid=_uid(f"drill-instance-{j}", i), study=drill_study_uid(i),
+                      series=_uid(f"drill-series-{j}", i), series_number=j + 1,
+                      patient_name=f"DRILL^PATIENT{i:05d}", patient_id=drill_patient_id(i),
+                      series_description=f"Series {j + 1}")
+            for j in range(drill_series_count(i))]
+
+
+def _instance(i: int, *, sop_uid: str, study: str, series: str, series_number: int,
+              patient_name: str, patient_id: str,
+              series_description: str | None = None) -> bytes:
     from pydicom import Dataset, dcmwrite
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian
 
-    sop_uid = _uid("instance", i)
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE
     meta.MediaStorageSOPInstanceUID = sop_uid
@@ -413,14 +464,16 @@ def study_instance(i: int) -> bytes:
     ds.Modality = "OT"
     ds.ReferringPhysicianName = ""
     ds.StudyDescription = f"Benchmark study {i}"
-    ds.PatientName = f"BENCH^PATIENT{i:05d}"
-    ds.PatientID = f"BP{i:05d}"
+    ds.PatientName = patient_name
+    ds.PatientID = patient_id
     ds.PatientBirthDate = "19700101"
     ds.PatientSex = "O"
-    ds.StudyInstanceUID = study_uid(i)
-    ds.SeriesInstanceUID = _uid("series", i)
+    ds.StudyInstanceUID = study
+    ds.SeriesInstanceUID = series
     ds.StudyID = str(i % 100000)
-    ds.SeriesNumber = 1
+    ds.SeriesNumber = series_number
+    if series_description:
+        ds.SeriesDescription = series_description
     ds.InstanceNumber = 1
     ds.ConversionType = "WSD"
     buf = io.BytesIO()
@@ -477,11 +530,18 @@ class OrthancPeer:
 
 
 @contextlib.contextmanager
-def orthanc_peer(tools: Tools, cache: Path, studies: int,
-                 info: dict) -> Iterator[OrthancPeer]:
+def orthanc_peer(tools: Tools, cache: Path, studies: int, info: dict, *,
+                 drill: bool = False, nodelay: bool = True) -> Iterator[OrthancPeer]:
+    """Orthanc on loopback with ``studies`` generated studies.
+
+    ``drill``: case 6's storage (2-3 series a study, one patient a study)
+    instead of case 1's (one series a study).  ``nodelay``: TCP_NODELAY=1 in
+    Orthanc's environment (without it, as users run Orthanc, Nagle's
+    algorithm stays on)."""
     if not tools.orthanc:
         raise BenchError("Orthanc not found (apt-get install -y orthanc)")
-    base = cache / f"orthanc-{studies}"  # case 1 expects exactly `studies` matches
+    # case 1 expects exactly `studies` matches
+    base = cache / (f"orthanc-drill-{studies}" if drill else f"orthanc-{studies}")
     base.mkdir(parents=True, exist_ok=True)
     dicom_port, http_port = free_port(), free_port()
     while http_port == dicom_port:
@@ -499,53 +559,74 @@ def orthanc_peer(tools: Tools, cache: Path, studies: int,
         except (urllib.error.URLError, OSError, ValueError):
             return False
 
-    with running("orthanc", [tools.orthanc, str(config)], base, ready):
+    env = bench_env() if nodelay else user_env()
+    with running("orthanc", [tools.orthanc, str(config)], base, ready, env=env):
         system = http_json(peer.url + "/system")
         info["orthanc_version"] = system.get("Version")
-        fill_orthanc(peer, base, studies, info)
+        if drill:
+            fill_orthanc(peer, base, studies, info, key="orthanc_drill_generation",
+                         make=drill_instances,
+                         series=sum(drill_series_count(i) for i in range(studies)))
+        else:
+            fill_orthanc(peer, base, studies, info)
         yield peer
 
 
-def fill_orthanc(peer: OrthancPeer, base: Path, studies: int, info: dict) -> None:
-    """Store ``studies`` generated studies unless the cached storage has them."""
+def fill_orthanc(peer: OrthancPeer, base: Path, studies: int, info: dict, *,
+                 key: str = "orthanc_generation",
+                 make: Callable[[int], bytes | list[bytes]] = study_instance,
+                 series: int | None = None) -> None:
+    """Store ``studies`` generated studies unless the cached storage has them.
+
+    ``make(i)``: the instance(s) of study i; ``series``: how many series the
+    storage must hold (default: one a study)."""
+    series = studies if series is None else series
     stamp = base / "generated.json"
-    have = int(http_json(peer.url + "/statistics").get("CountStudies", 0))
+
+    def counts() -> tuple[int, int]:
+        stats = http_json(peer.url + "/statistics")
+        return int(stats.get("CountStudies", 0)), int(stats.get("CountSeries", 0))
+
+    have, have_series = counts()
     meta = {}
     with contextlib.suppress(OSError, ValueError):
         meta = json.loads(stamp.read_text())
-    if have >= studies and meta.get("version") == DATA_VERSION:
-        note(f"orthanc: reusing {have} cached studies in {base} "
+    if have >= studies and have_series >= series and meta.get("version") == DATA_VERSION:
+        note(f"orthanc: reusing {have} cached studies ({have_series} series) in {base} "
              f"(generated in {meta.get('seconds', '?')} s on {meta.get('date', '?')})")
-        info["orthanc_generation"] = {**meta, "reused": True, "studies": have}
+        info[key] = {**meta, "reused": True, "studies": have}
         return
-    note(f"orthanc: generating {studies - have if have < studies else studies} studies "
+    note(f"orthanc: generating {studies} studies ({series} series) in {base} "
          f"(pydicom, POST /instances, 8 threads) ...")
     t0 = time.perf_counter()
     failures: list[str] = []
 
     def post(i: int) -> None:
-        try:
-            status = http_json(peer.url + "/instances", data=study_instance(i)).get("Status")
-            if status not in ("Success", "AlreadyStored"):
-                failures.append(f"study {i}: {status}")
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            failures.append(f"study {i}: {exc}")
+        made = make(i)
+        for data in [made] if isinstance(made, bytes) else made:
+            try:
+                status = http_json(peer.url + "/instances", data=data).get("Status")
+                if status not in ("Success", "AlreadyStored"):
+                    failures.append(f"study {i}: {status}")
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                failures.append(f"study {i}: {exc}")
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(post, range(studies)))
     seconds = round(time.perf_counter() - t0, 1)
     if failures:
         raise BenchError(f"orthanc refused {len(failures)} instances, e.g. {failures[0]}")
-    have = int(http_json(peer.url + "/statistics").get("CountStudies", 0))
-    if have < studies:
-        raise BenchError(f"orthanc holds {have} studies after upload, wanted {studies}")
-    meta = {"version": DATA_VERSION, "studies": studies, "seconds": seconds,
-            "rate_per_s": round(studies / max(seconds, 1e-9)),
+    have, have_series = counts()
+    if have < studies or have_series < series:
+        raise BenchError(f"orthanc holds {have} studies / {have_series} series after "
+                         f"upload, wanted {studies} / {series}")
+    meta = {"version": DATA_VERSION, "studies": studies, "series": series,
+            "seconds": seconds, "rate_per_s": round(studies / max(seconds, 1e-9)),
             "date": datetime.datetime.now().isoformat(timespec="seconds")}
     stamp.write_text(json.dumps(meta))
-    note(f"orthanc: stored {studies} studies in {seconds} s "
-         f"({meta['rate_per_s']}/s)")
-    info["orthanc_generation"] = {**meta, "reused": False}
+    note(f"orthanc: stored {studies} studies ({series} series) in {seconds} s "
+         f"({meta['rate_per_s']} studies/s)")
+    info[key] = {**meta, "reused": False}
 
 
 def worklist_item(i: int):
@@ -706,17 +787,20 @@ class Row:
 
 
 def alternate(name: str, runs: int, commands: dict[str, list[str]],
-              results: dict[str, Result], warmup: bool = True, rss: bool = True) -> None:
-    """Run every command ``runs`` times, rotating the order each round."""
+              results: dict[str, Result], warmup: bool = True, rss: bool = True,
+              no_rss: frozenset[str] | set[str] = frozenset()) -> None:
+    """Run every command ``runs`` times, rotating the order each round.
+
+    ``no_rss``: tools run without the RSS wrapper (e.g. a shell loop)."""
     tools = list(commands)
     if warmup:
         for tool in tools:
-            s = measure(commands[tool], rss=rss)
+            s = measure(commands[tool], rss=rss and tool not in no_rss)
             check_run(f"{name}/{tool}", commands[tool], s)
     for r in range(runs):
         order = tools[r % len(tools):] + tools[:r % len(tools)]
         for tool in order:
-            s = measure(commands[tool], rss=rss)
+            s = measure(commands[tool], rss=rss and tool not in no_rss)
             check_run(f"{name}/{tool}", commands[tool], s)
             results[tool].samples.append(asdict(s))
         walls = "  ".join(f"{t}={results[t].samples[-1]['wall']:.3f}s" for t in tools)
@@ -725,8 +809,8 @@ def alternate(name: str, runs: int, commands: dict[str, list[str]],
         res.summarise()
 
 
-def count_responses(argv: list[str], marker: bytes) -> int:
-    proc = capture(argv)
+def count_responses(argv: list[str], marker: bytes, timeout: float = 300) -> int:
+    proc = capture(argv, timeout=timeout)
     if proc.returncode != 0:
         raise BenchError(f"{shlex.join(argv)} exited {proc.returncode}:\n"
                          f"{proc.stderr.decode('utf-8', 'replace')[-2000:]}")
@@ -1033,6 +1117,335 @@ def case4(tools: Tools, port: int, runs: int, sizes: Sequence[int],
 
 
 # --------------------------------------------------------------------------
+# cases 5-7: batches of queries (--batch), in parallel (--parallel), and
+# drill-down (--drill-down)
+# --------------------------------------------------------------------------
+
+#: the placeholder PatientID in a query file template: every query file is
+#: the template with it replaced by a value of the same length (8 characters)
+ID_PLACEHOLDER = "@@ID@@@@"
+#: return keys of case 5's worklist queries (PatientID comes from the CSV)
+WL_BATCH_KEYS = tuple(k for k in WORKLIST_KEYS if k != "PatientID")
+#: return keys of case 5's Orthanc queries (Study Root, STUDY level)
+STUDY_BATCH_KEYS = ("PatientName", "StudyDate", "StudyInstanceUID")
+
+
+def build_dataset(spec: dict):
+    """A pydicom Dataset from a key_spec()-style dict."""
+    from pydicom import Dataset
+
+    ds = Dataset()
+    for key, value in spec.items():
+        setattr(ds, key, [build_dataset(v) for v in value] if isinstance(value, list)
+                else value)
+    return ds
+
+
+def query_template(spec: dict, sop_class: str) -> bytes:
+    """A query file (with file meta, as dump2dcm writes one) whose PatientID is
+    ID_PLACEHOLDER."""
+    from pydicom import dcmwrite
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    ds = build_dataset({**spec, "PatientID": ID_PLACEHOLDER})
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = _uid("query", 0)
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta = meta
+    buf = io.BytesIO()
+    dcmwrite(buf, ds, enforce_file_format=True)
+    data = buf.getvalue()
+    if data.count(ID_PLACEHOLDER.encode()) != 1:
+        raise BenchError("query template: the PatientID placeholder is not unique")
+    return data
+
+
+@dataclass
+class Batch:
+    """One batch of queries, as dimsekit's CSV and as DCMTK query files."""
+
+    csv: Path  # header PatientID, one row per query
+    argfile: Path | None  # DCMTK command file: one query file path per line
+    queries: int
+
+    @property
+    def dcmtk_files(self) -> list[str]:
+        """findscu's file arguments: a command file (@FILE, DCMTK expands it)."""
+        return [f"@{self.argfile}"] if self.argfile else []
+
+
+def make_batch(cache: Path, name: str, ids: Sequence[str], info: dict, *,
+               template: bytes | None = None,
+               extra: tuple[str, Callable[[int], str]] | None = None) -> Batch:
+    """``<cache>/batch/<name>/``: ``ids.csv`` and, given a ``template``, one
+    query file per row (``q00001.dcm`` ...) plus ``args.txt`` listing them.
+
+    ``extra``: a second CSV column (keyword, value of row i).  Reused when the
+    cached copy was made from the same inputs."""
+    folder = cache / "batch" / name
+    digest = hashlib.sha256(repr((DATA_VERSION, list(ids), template,
+                                  extra and [extra[0], *map(extra[1], range(len(ids)))]
+                                  )).encode()).hexdigest()
+    stamp = folder / "generated.json"
+    csv_path, argfile = folder / "ids.csv", folder / "args.txt"
+    meta: dict = {}
+    with contextlib.suppress(OSError, ValueError):
+        meta = json.loads(stamp.read_text())
+    if meta.get("digest") == digest:
+        info.setdefault("batch_generation", {})[name] = {**meta, "reused": True}
+        return Batch(csv_path, argfile if template else None, len(ids))
+    note(f"batch {name}: writing {len(ids)} rows"
+         + (" and as many query files" if template else "") + f" to {folder} ...")
+    t0 = time.perf_counter()
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    with open(csv_path, "w", encoding="ascii", newline="") as fh:
+        fh.write("PatientID" + (f",{extra[0]}" if extra else "") + "\r\n")
+        for i, value in enumerate(ids):
+            fh.write(value + (f",{extra[1](i)}" if extra else "") + "\r\n")
+    if template:
+        width = len(ID_PLACEHOLDER)
+        names = []
+        for i, value in enumerate(ids, 1):
+            if len(value) != width:
+                raise BenchError(f"batch {name}: PatientID {value!r} is not {width} long")
+            path = folder / f"q{i:06d}.dcm"
+            path.write_bytes(template.replace(ID_PLACEHOLDER.encode(), value.encode()))
+            names.append(str(path))
+        argfile.write_text("\n".join(names) + "\n")
+    meta = {"digest": digest, "rows": len(ids),
+            "seconds": round(time.perf_counter() - t0, 1),
+            "date": datetime.datetime.now().isoformat(timespec="seconds")}
+    stamp.write_text(json.dumps(meta))
+    info.setdefault("batch_generation", {})[name] = {**meta, "reused": False}
+    return Batch(csv_path, argfile if template else None, len(ids))
+
+
+def return_keys(keys: Sequence[str], style: str) -> list[str]:
+    out: list[str] = []
+    for key in keys:
+        out += ["-k", key if style == "dcmtk" else f"{key}="]
+    return out
+
+
+def skipped_row(case: str, options: Sequence[str], rows: list[Row]) -> None:
+    note(f"case {case}: dimsekit skipped: `dimsekit find --help` does not list "
+         f"{', '.join(options)}")
+    rows.append(Row(case, DIMSEKIT, None, None, None,
+                    note=f"skipped: dimsekit find has no {', '.join(options)}"))
+
+
+def case5_worklist(tools: Tools, cache: Path, port: int, items: int, queries: int,
+                   runs: int, info: dict, out: list[Result], rows: list[Row]) -> None:
+    """queries one-match worklist queries on one association, against wlmscpfs
+    serving `items` items; the queries cycle over the items' PatientIDs."""
+    name = f"5 batch {queries} wlmscpfs({items})"
+    note(f"case 5: {queries} one-match worklist queries on one association "
+         f"(wlmscpfs, {items} items, TCP_NODELAY=1)")
+    spec = key_spec(WL_BATCH_KEYS, {})
+    batch = make_batch(cache, f"wl{items}-{queries}",
+                       [f"WP{i % items:06d}" for i in range(queries)], info,
+                       template=query_template(spec, WORKLIST_FIND))
+    host = [LOOPBACK, str(port)]
+    aec = ["-W", "-aec", f"WL{items}"]
+    commands = {DCMTK: [tools.dcmtk_findscu, *aec, *host, *batch.dcmtk_files]}
+    missing = tools.missing_options("--batch")
+    if not missing:
+        commands[DIMSEKIT] = [*tools.dimsekit, "find", "--batch", str(batch.csv), *aec,
+                              *return_keys(WL_BATCH_KEYS, "dimsekit"), *host]
+    for tool, argv in commands.items():
+        got = count_responses(argv, b"Find Response:", timeout=1800)
+        if got != queries:
+            raise BenchError(f"case 5: {tool} got {got} responses for {queries} one-match "
+                             f"queries: {shlex.join(argv[:12])} ...")
+    results = {t: Result(name, t, f"{t}: {queries} queries on one association", argv)
+               for t, argv in commands.items()}
+    alternate(f"case 5 wlmscpfs({items})", runs, commands, results, warmup=False)
+    out.extend(results.values())
+    k = results[DCMTK]
+    per_query = f"{k.median_wall / queries * 1000:.2f} ms a query"
+    rows.append(Row(name, DCMTK, k.median_wall, k.median_cpu, k.median_maxrss, vs_dcmtk=1.0,
+                    note=f"{per_query}; {queries} query files on one association "
+                         f"(findscu @args.txt)"))
+    if missing:
+        skipped_row(name, missing, rows)
+        return
+    d = results[DIMSEKIT]
+    ratio = d.median_wall / k.median_wall
+    rows.append(Row(name, DIMSEKIT, d.median_wall, d.median_cpu, d.median_maxrss,
+                    vs_dcmtk=ratio, target="<=1.5x dcmtk",
+                    verdict="PASS" if ratio <= 1.5 else "FAIL",
+                    note=f"{d.median_wall / queries * 1000:.2f} ms a query "
+                         f"(--batch of {queries} rows)"))
+
+
+def case5_parallel(tools: Tools, cache: Path, peer: OrthancPeer, queries: int, runs: int,
+                   nodelay: bool, info: dict, out: list[Result], rows: list[Row]) -> None:
+    """dimsekit --batch --parallel 4 against DCMTK's same queries, sequential,
+    on one association; Orthanc holding DRILL_STUDIES patients, one study each."""
+    name = f"5 batch {queries} Orthanc --parallel 4"
+    env_note = "TCP_NODELAY=1" if nodelay else "without TCP_NODELAY, as users run it"
+    note(f"case 5: {queries} one-match STUDY queries by PatientID against Orthanc "
+         f"({env_note})")
+    spec = {"QueryRetrieveLevel": "STUDY", **key_spec(STUDY_BATCH_KEYS, {})}
+    batch = make_batch(cache, f"orthanc{DRILL_STUDIES}-{queries}",
+                       [drill_patient_id(i % DRILL_STUDIES) for i in range(queries)], info,
+                       template=query_template(spec, STUDY_ROOT_FIND))
+    host = [LOOPBACK, str(peer.port)]
+    commands = {DCMTK: [tools.dcmtk_findscu, "-S", "-aec", peer.aet, *host,
+                        *batch.dcmtk_files]}
+    missing = tools.missing_options("--batch", "--parallel")
+    if not missing:
+        commands[DIMSEKIT] = [*tools.dimsekit, "find", "--batch", str(batch.csv),
+                              "--parallel", "4", "-S", "-k", "QueryRetrieveLevel=STUDY",
+                              *return_keys(STUDY_BATCH_KEYS, "dimsekit"),
+                              "-aec", peer.aet, *host]
+    for tool, argv in commands.items():
+        got = count_responses(argv, b"Find Response:", timeout=1800)
+        if got != queries:
+            raise BenchError(f"case 5: {tool} got {got} responses for {queries} one-match "
+                             f"queries: {shlex.join(argv[:14])} ...")
+    results = {t: Result(name, t, f"{t}: {queries} queries", argv)
+               for t, argv in commands.items()}
+    alternate("case 5 Orthanc", runs, commands, results, warmup=False)
+    out.extend(results.values())
+    k = results[DCMTK]
+    rows.append(Row(name, DCMTK, k.median_wall, k.median_cpu, k.median_maxrss, vs_dcmtk=1.0,
+                    note=f"sequential, one association: "
+                         f"{k.median_wall / queries * 1000:.1f} ms a query; Orthanc "
+                         f"{env_note}"))
+    if missing:
+        skipped_row(name, missing, rows)
+        return
+    d = results[DIMSEKIT]
+    ratio = d.median_wall / k.median_wall
+    rows.append(Row(name, DIMSEKIT, d.median_wall, d.median_cpu, d.median_maxrss,
+                    vs_dcmtk=ratio, target="<=0.5x dcmtk (sequential)",
+                    verdict="PASS" if ratio <= 0.5 else "FAIL",
+                    note="--batch --parallel 4"))
+
+
+#: case 6's shell loop, as a user writes it: one findscu STUDY query, the
+#: StudyInstanceUIDs cut out of its log (Orthanc pads odd-length UIDs with a
+#: NUL, which findscu prints), then one findscu process per study
+DRILL_SHELL = r"""
+findscu=$1 host=$2 port=$3 aec=$4
+"$findscu" -S -aec "$aec" -k QueryRetrieveLevel=STUDY -k StudyInstanceUID "$host" "$port" 2>&1 |
+  tr -d '\000' | sed -n 's/^.*(0020,000d) UI \[\([0-9.]*\)\].*$/\1/p' |
+  while read -r uid; do
+    "$findscu" -S -aec "$aec" -k QueryRetrieveLevel=SERIES -k StudyInstanceUID="$uid" \
+      -k SeriesInstanceUID "$host" "$port" || exit
+  done
+"""
+
+
+def case6(tools: Tools, peer: OrthancPeer, runs: int, nodelay: bool,
+          out: list[Result], rows: list[Row]) -> None:
+    studies = DRILL_STUDIES
+    series = sum(drill_series_count(i) for i in range(studies))
+    name = f"6 drill-down {studies} studies"
+    env_note = "TCP_NODELAY=1" if nodelay else "without TCP_NODELAY, as users run it"
+    note(f"case 6: drill-down of {studies} studies ({series} series) to SERIES against "
+         f"Orthanc ({env_note})")
+    host = [LOOPBACK, str(peer.port)]
+    shell_tool, loop_tool = "findscu shell loop", "pynetdicom send_c_find loop"
+    commands = {
+        shell_tool: ["/bin/sh", "-c", DRILL_SHELL, "sh", tools.dcmtk_findscu, *host,
+                     peer.aet],
+        loop_tool: [tools.python, str(Path(__file__).with_name("pynetdicom_drilldown.py")),
+                    *host, peer.aet],
+    }
+    got = count_responses(commands[shell_tool], b"Find Response:")
+    if got != series:
+        raise BenchError(f"case 6: the findscu loop got {got} series, expected {series}")
+    text = capture(commands[loop_tool]).stdout.decode().strip()
+    if text != f"studies={studies} series={series}":
+        raise BenchError(f"case 6: the pynetdicom loop says {text!r}, expected "
+                         f"studies={studies} series={series}")
+    missing = tools.missing_options("--drill-down", "--parallel")
+    dk_note = ""
+    if not missing:
+        commands[DIMSEKIT] = [*tools.dimsekit, "find", "-S", "-k", "QueryRetrieveLevel=STUDY",
+                              "-k", "StudyInstanceUID=", "--drill-down", "SERIES",
+                              "--parallel", "4", "-aec", peer.aet, *host]
+        got = count_responses(commands[DIMSEKIT], b"Find Response:")
+        if got not in (series, studies + series):
+            raise BenchError(f"case 6: dimsekit printed {got} responses, expected {series} "
+                             f"series (+ {studies} studies)")
+        dk_note = f"printed {got} responses ({studies} studies + {series} series)" \
+            if got > series else f"printed the {series} series"
+    results = {t: Result(name, t, t, argv) for t, argv in commands.items()}
+    # the shell's CPU time includes its children (wait4 counts waited-for
+    # descendants); its peak RSS would be one findscu's: not reported
+    alternate("case 6", runs, commands, results, warmup=False, no_rss={shell_tool})
+    out.extend(results.values())
+    sh, pl = results[shell_tool], results[loop_tool]
+    rows.append(Row(name, shell_tool, sh.median_wall, sh.median_cpu, None, vs_dcmtk=1.0,
+                    vs_pynetdicom=sh.median_wall / pl.median_wall,
+                    note=f"1 + {studies} findscu processes, sequential; Orthanc {env_note}"))
+    rows.append(Row(name, loop_tool, pl.median_wall, pl.median_cpu, pl.median_maxrss,
+                    vs_dcmtk=pl.median_wall / sh.median_wall, vs_pynetdicom=1.0,
+                    note=f"1 + {studies} queries on one association, pynetdicom defaults "
+                         f"(bench/pynetdicom_drilldown.py)"))
+    if missing:
+        skipped_row(name, missing, rows)
+        return
+    d = results[DIMSEKIT]
+    vs_sh, vs_pl = d.median_wall / sh.median_wall, d.median_wall / pl.median_wall
+    rows.append(Row(name, DIMSEKIT, d.median_wall, d.median_cpu, d.median_maxrss,
+                    vs_dcmtk=vs_sh, vs_pynetdicom=vs_pl,
+                    target="<=0.5x shell loop, <1x pynetdicom",
+                    verdict="PASS" if vs_sh <= 0.5 and vs_pl < 1 else "FAIL",
+                    note=f"--drill-down SERIES --parallel 4; {dk_note}; 'vs DCMTK' is vs "
+                         f"the findscu shell loop"))
+
+
+def case7(tools: Tools, cache: Path, port: int, sizes: Sequence[int], runs: int,
+          info: dict, out: list[Result], rows: list[Row]) -> None:
+    """Peak RSS of dimsekit find --batch with few and many rows (wlmscpfs, 1 item).
+
+    Every row matches the one item (PatientID WP000000) and every row is
+    distinct: its second column, RequestedProcedureDescription, is not a
+    matching key for wlmscpfs, which returns the item's own value."""
+    small, big = sizes
+    name = "7 batch memory"
+    note(f"case 7: peak RSS of dimsekit find --batch, {small} and {big} rows "
+         f"(wlmscpfs, 1 item)")
+    missing = tools.missing_options("--batch")
+    batches = {n: make_batch(cache, f"memory-{n}", ["WP000000"] * n, info,
+                             extra=("RequestedProcedureDescription",
+                                    lambda i: f"row {i + 1:07d}"))
+               for n in sizes}
+    if missing:
+        skipped_row(name, missing, rows)
+        return
+    host = [LOOPBACK, str(port)]
+    commands = {f"{DIMSEKIT} {n} rows": [
+        *tools.dimsekit, "find", "--batch", str(b.csv), "-W", "-aec", "WL1",
+        *return_keys(WL_BATCH_KEYS, "dimsekit"), *host] for n, b in batches.items()}
+    for n, argv in zip(sizes, commands.values(), strict=True):
+        got = count_responses(argv, b"Find Response:", timeout=3600)
+        if got != n:
+            raise BenchError(f"case 7: dimsekit got {got} responses for {n} rows")
+    results = {t: Result(name, t, t, argv) for t, argv in commands.items()}
+    alternate("case 7", runs, commands, results, warmup=False)
+    out.extend(results.values())
+    r_small, r_big = results[f"{DIMSEKIT} {small} rows"], results[f"{DIMSEKIT} {big} rows"]
+    growth = r_big.median_maxrss / r_small.median_maxrss
+    r_big.extra["rss_growth"] = growth
+    rows.append(Row(f"7 batch {small} rows", DIMSEKIT, r_small.median_wall,
+                    r_small.median_cpu, r_small.median_maxrss,
+                    note=f"{r_small.median_wall / small * 1000:.2f} ms a row"))
+    rows.append(Row(f"7 batch {big} rows", DIMSEKIT, r_big.median_wall, r_big.median_cpu,
+                    r_big.median_maxrss, target=f"RSS <=1.3x the {small}-row run",
+                    verdict="PASS" if growth <= 1.3 else "FAIL",
+                    note=f"peak RSS {big} vs {small} rows: {growth:.2f}x; "
+                         f"{r_big.median_wall / big * 1000:.2f} ms a row"))
+
+
+# --------------------------------------------------------------------------
 # profiling (optional): dimsekit under cProfile, every thread (profile_find.py)
 # --------------------------------------------------------------------------
 
@@ -1136,11 +1549,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     "findscu on real peers it starts itself (Orthanc, wlmscpfs).",
         epilog="Cases: 1 = 5,000-match STUDY query (dump, ndjson); 2 = 200 one-match "
                "queries on one association; 3 = start-up; 4 = peak RSS of 2,000- and "
-               "20,000-response worklist queries.")
+               "20,000-response worklist queries; 5 = --batch of 10,000 one-match queries "
+               "(wlmscpfs), and --batch --parallel 4 (Orthanc); 6 = --drill-down of 200 "
+               "studies to SERIES (Orthanc); 7 = peak RSS of --batch with 1,000 and "
+               "100,000 rows (opt-in: --cases 7).")
     p.add_argument("--quick", action="store_true",
                    help="fewer, lighter runs (3 rounds; 1,000 studies; 50 repeats; "
                         "500/5,000 worklist items)")
-    p.add_argument("--cases", default="1,2,3,4", help="which cases to run (default: %(default)s)")
+    p.add_argument("--cases", default="1,2,3,4,5,6",
+                   help="which cases to run (default: %(default)s; 7 only when asked for)")
     p.add_argument("--runs", type=int, help="measured rounds per case (default 7, quick 3; "
                                             "start-up: twice as many)")
     p.add_argument("--cache", type=Path,
@@ -1154,6 +1571,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, help="queries in case 2 (default 200)")
     p.add_argument("--worklist-sizes", help="the two worklist sizes of case 4 "
                                             "(default 2000,20000)")
+    p.add_argument("--batch-queries", type=int,
+                   help="case 5: one-match queries in the wlmscpfs batch (default 10000, "
+                        "quick 2000)")
+    p.add_argument("--batch-items", type=int, default=10,
+                   help="case 5: worklist items wlmscpfs serves; the queries cycle over "
+                        "their PatientIDs (default %(default)s: wlmscpfs reads every item "
+                        "for each query, ~0.05 ms an item)")
+    p.add_argument("--parallel-queries", type=int,
+                   help="case 5: queries in the Orthanc --parallel batch (default 400, "
+                        "quick 200)")
+    p.add_argument("--memory-rows",
+                   help="case 7: the two batch sizes (default 1000,100000; quick "
+                        "1000,20000)")
+    p.add_argument("--peers-nodelay", action="store_true",
+                   help="cases 5 and 6: run Orthanc with TCP_NODELAY=1 as well (by default "
+                        "it runs as users run it, with Nagle's algorithm on)")
     p.add_argument("--json", type=Path, help="results file (default: "
                                              "<cache>/results/<timestamp>.json)")
     p.add_argument("--profile", type=Path, metavar="DIR",
@@ -1186,6 +1619,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = tuple(int(x) for x in (args.worklist_sizes or
                                    ("500,5000" if args.quick else "2000,20000")).split(","))
     cases = {c.strip() for c in args.cases.split(",") if c.strip()}
+    batch_queries = args.batch_queries or (2000 if args.quick else 10000)
+    parallel_queries = args.parallel_queries or (200 if args.quick else 400)
+    memory_rows = tuple(int(x) for x in (args.memory_rows or (
+        "1000,20000" if args.quick else "1000,100000")).split(","))
+    if len(memory_rows) != 2 or memory_rows[0] >= memory_rows[1]:
+        raise SystemExit("--memory-rows: two sizes, smaller first")
+    if args.batch_items < 1:
+        raise SystemExit("--batch-items: at least 1")
     if args.serve:
         cases = set()
 
@@ -1260,6 +1701,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             db = fill_worklists(cache, (1, *sizes), info)
             with wlmscpfs_peer(tools, db, "WL1") as port:
                 case4(tools, port, runs, sizes, results, rows)
+        if cases & {"5", "7"}:
+            db = fill_worklists(cache, (1, args.batch_items), info)
+            with wlmscpfs_peer(tools, db, "WL1") as port:
+                if "5" in cases:
+                    case5_worklist(tools, cache, port, args.batch_items, batch_queries, runs,
+                                   info, results, rows)
+                if "7" in cases:
+                    # RSS barely moves between rounds, and 100,000 rows take minutes
+                    case7(tools, cache, port, memory_rows, min(runs, 3), info, results, rows)
+        if cases & {"5", "6"}:
+            with orthanc_peer(tools, cache, DRILL_STUDIES, info, drill=True,
+                              nodelay=args.peers_nodelay) as peer:
+                info["orthanc_env_cases_5_6"] = ("TCP_NODELAY=1" if args.peers_nodelay
+                                                 else "without TCP_NODELAY")
+                if "5" in cases:
+                    case5_parallel(tools, cache, peer, parallel_queries, runs,
+                                   args.peers_nodelay, info, results, rows)
+                if "6" in cases:
+                    case6(tools, peer, runs, args.peers_nodelay, results, rows)
         info["loadavg_end"] = os.getloadavg()
     except BenchError as exc:
         note(f"bench_find: {exc}")
@@ -1272,7 +1732,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _stop(proc)
 
     elapsed = time.perf_counter() - started
-    order = {"1": 0, "2": 1, "3": 2, "4": 3}  # case number first
+    order = {"1": 0, "2": 1, "3": 2, "4": 3, "5": 4, "6": 5, "7": 6}  # case number first
     rows.sort(key=lambda r: order.get(r.case[:1], 9))  # stable: keeps tool order
     print()
     m = info["machine"]
@@ -1291,11 +1751,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"mode: {'quick' if args.quick else 'full'}, {runs} measured rounds per case "
           f"(start-up {runs * 2}), alternating tools, medians; benchmark took "
           f"{elapsed:.0f} s")
-    for key in ("orthanc_generation", "worklist_generation"):
+    for key in ("orthanc_generation", "orthanc_drill_generation", "worklist_generation"):
         if key in info:
             g = info[key]
-            print(f"{key.split('_')[0]} data: {'reused' if g.get('reused') else 'generated'}"
+            label = key.rsplit("_", 1)[0].replace("_", " ")
+            print(f"{label} data: {'reused' if g.get('reused') else 'generated'}"
                   f" (generation took {g.get('seconds')} s)")
+    if info.get("orthanc_env_cases_5_6"):
+        print(f"cases 5/6: Orthanc runs {info['orthanc_env_cases_5_6']} in its environment; "
+              f"wlmscpfs and the clients with TCP_NODELAY=1")
     print()
     print_table(rows)
     verdicts = [r.verdict for r in rows if r.verdict]
@@ -1310,6 +1774,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "mode": "quick" if args.quick else "full",
         "runs": runs, "studies": studies, "repeat": repeat, "worklist_sizes": sizes,
+        "batch_queries": batch_queries, "batch_items": args.batch_items,
+        "parallel_queries": parallel_queries, "memory_rows": memory_rows,
+        "drill_studies": DRILL_STUDIES,
         "elapsed_s": round(elapsed, 1),
         "env": BENCH_ENV,
         **info,

@@ -32,10 +32,18 @@ _PUBLIC = {
     "IncompleteError": "dimsekit.errors",
     "Interrupted": "dimsekit.errors",
     "ExitCode": "dimsekit.errors",
+    "Batch": "dimsekit.qr.batch",
+    "Match": "dimsekit.qr.batch",
+    "RowEnd": "dimsekit.qr.batch",
+    "BatchFile": "dimsekit.qr.rows",
 }
 
 __all__ = [
     "AssociationError",
+    "Batch",
+    "BatchFile",
+    "Match",
+    "RowEnd",
     "DimsekitError",
     "ExitCode",
     "IncompleteError",
@@ -59,6 +67,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         PeerFailure,
         UsageError,
     )
+    from dimsekit.qr.batch import Batch, Match, RowEnd
+    from dimsekit.qr.rows import BatchFile
     from dimsekit.tls import TLSSettings
 
 

@@ -97,12 +97,28 @@ _LAZY = {"Exchange": "dimsekit.dimse", "Message": "dimsekit.dimse",
          **dict.fromkeys(("SERVICE", "MODELS", "FLAGS", "infer_model",
                           "application_information"), "dimsekit.qr.models"),
          **dict.fromkeys(("read_query_file", "check_encodable", "choose_charset",
-                          "downgrade_new_vrs", "finish_query"), "dimsekit.qr.query")}
+                          "downgrade_new_vrs", "finish_query"), "dimsekit.qr.query"),
+         **dict.fromkeys(("Batch", "Plan", "RowQuery", "Match", "RowEnd", "Summary",
+                          "LEVELS", "UNIQUE_KEYS", "DEFAULT_LEVEL_KEYS"),
+                         "dimsekit.qr.batch"),
+         **dict.fromkeys(("BatchFile", "Row", "PreparedRows", "add_row_element",
+                          "row_identifier", "ROW_CREATOR"), "dimsekit.qr.rows")}
 
 
 if TYPE_CHECKING:  # pragma: no cover - what _LAZY loads, for type checkers
     from dimsekit.cli import discard_stdout
     from dimsekit.dimse import Exchange, Message
+    from dimsekit.qr.batch import (
+        DEFAULT_LEVEL_KEYS,
+        LEVELS,
+        UNIQUE_KEYS,
+        Batch,
+        Match,
+        Plan,
+        RowEnd,
+        RowQuery,
+        Summary,
+    )
     from dimsekit.qr.find import (
         CANCEL_GRACE,
         Final,
@@ -125,6 +141,14 @@ if TYPE_CHECKING:  # pragma: no cover - what _LAZY loads, for type checkers
         downgrade_new_vrs,
         finish_query,
         read_query_file,
+    )
+    from dimsekit.qr.rows import (
+        ROW_CREATOR,
+        BatchFile,
+        PreparedRows,
+        Row,
+        add_row_element,
+        row_identifier,
     )
     from dimsekit.tls import TLSSettings
 
@@ -161,8 +185,23 @@ __all__ = [
     "TLSSettings",
     "UsageError",
     "Writer",
+    "Batch",
+    "BatchFile",
     "CANCEL_GRACE",
+    "DEFAULT_LEVEL_KEYS",
     "FLAGS",
+    "LEVELS",
+    "Match",
+    "Plan",
+    "PreparedRows",
+    "ROW_CREATOR",
+    "Row",
+    "RowEnd",
+    "RowQuery",
+    "Summary",
+    "UNIQUE_KEYS",
+    "add_row_element",
+    "row_identifier",
     "Final",
     "FindRun",
     "MODELS",

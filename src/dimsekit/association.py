@@ -220,25 +220,29 @@ def _tls_failure(settings: AssociationSettings, observed: _Observed) -> str | No
 
 
 def _failure(settings: AssociationSettings, assoc: Any, observed: _Observed,
-             elapsed: float = 0.0) -> str:
+             elapsed: float = 0.0) -> tuple[str, bool]:
+    """Why the association failed, and whether that may be transient
+    (worth a retry)."""
     from dimsekit.dimse import describe_reject
 
     where = f"{settings.peer}:{settings.port}"
     guard = observed.guard
     if guard is not None and guard.reject is not None:
-        return f"association rejected by {where}: {describe_reject(*guard.reject)}"
+        # result 2: rejected-transient (PS3.8 9.3.4)
+        return (f"association rejected by {where}: {describe_reject(*guard.reject)}",
+                guard.reject[0] == 2)
     if guard is not None and guard.failure:
-        return f"no association with {where}: {guard.failure}"
+        return f"no association with {where}: {guard.failure}", False
     if settings.tls is not None:
         reason = _tls_failure(settings, observed)
         if reason:
-            return reason
+            return reason, False
     if not observed.connected:
         reason = observed.connect_errors[-1] if observed.connect_errors else "no connection"
-        return f"cannot connect to {where}: {reason}"
+        return f"cannot connect to {where}: {reason}", True
     if observed.accepted and not assoc.accepted_contexts:
         wanted = ", ".join(_uid_name(cx.abstract_syntax) for cx in assoc.rejected_contexts)
-        return f"no presentation context accepted by {where} (proposed: {wanted})"
+        return f"no presentation context accepted by {where} (proposed: {wanted})", False
     told = observed.abort_pdu or (guard is not None and guard.abort is not None)
     if settings.tls is None and not told and (
             observed.peer_aborted
@@ -249,7 +253,7 @@ def _failure(settings: AssociationSettings, assoc: Any, observed: _Observed,
         if first is not None or not observed.dul_errors:
             from dimsekit.tls import plain_tcp_failure
 
-            return plain_tcp_failure(where, first)
+            return plain_tcp_failure(where, first), True
     # an A-ABORT PDU the guard read is the peer's abort, whether or not
     # pynetdicom's ACSE got to hand it on before the connection closed
     if observed.peer_aborted or (guard is not None and guard.abort is not None):
@@ -258,11 +262,11 @@ def _failure(settings: AssociationSettings, assoc: Any, observed: _Observed,
             from dimsekit.dimse import describe_abort
 
             how = f" ({describe_abort(*guard.abort)})"
-        return f"association aborted by {where} during negotiation{how}"
+        return f"association aborted by {where} during negotiation{how}", True
     if settings.acse_timeout and elapsed < 0.9 * settings.acse_timeout:
-        return f"{where} closed the connection during association negotiation"
+        return f"{where} closed the connection during association negotiation", True
     return (f"no answer to the association request from {where} within "
-            f"{settings.acse_timeout} s (ACSE timeout)")
+            f"{settings.acse_timeout} s (ACSE timeout)", True)
 
 
 def tune_pynetdicom() -> None:
@@ -390,9 +394,9 @@ def open_association(
         dul_log.removeHandler(capture)
 
     if not assoc.is_established:
-        reason = _failure(settings, assoc, observed, time.monotonic() - started)
+        reason, transient = _failure(settings, assoc, observed, time.monotonic() - started)
         end_threads(assoc)
-        raise AssociationError(reason)
+        raise AssociationError(reason, transient=transient)
     ok = False
     try:
         _check_peer_max_pdu(settings, assoc)

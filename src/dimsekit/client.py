@@ -103,6 +103,90 @@ def make_query(query: Any = None, keys: Mapping[str, Any] | None = None, *,
                         charset=charset, new_vr=new_vr)
 
 
+def _level_keys(level_keys: Mapping[str, Any] | None) -> dict[str, list[Any]]:
+    """``{"SERIES": {"Modality": None, ...}}`` -> KeyOverrides by level."""
+    from dimsekit.keys import parse_keys
+
+    out = {}
+    for level, keys in (level_keys or {}).items():
+        if isinstance(keys, Mapping):
+            texts = [_key_text(k, v) for k, v in keys.items()]
+        else:
+            texts = [str(k) for k in keys]
+        out[str(level).upper()] = parse_keys(texts)
+    return out
+
+
+def _batch_rows(queries: Any, keys: Mapping[str, Any], *, model: Any, charset: str | None,
+                new_vr: bool) -> Any:
+    """find_many's rows as :class:`~dimsekit.qr.rows.PreparedRows` (checked
+    first: a file, a BatchFile or a sequence) or a lazy generator of
+    RowQuery (any other iterable: each row prepared when it is sent)."""
+    from collections.abc import Sequence
+
+    from pydicom import Dataset
+
+    from dimsekit.keys import parse_keys
+    from dimsekit.qr.batch import RowQuery
+    from dimsekit.qr.query import finish_query
+    from dimsekit.qr.rows import BatchFile, PreparedRows, Row, row_identifier
+
+    common = parse_keys([_key_text(k, v) for k, v in keys.items()])
+    chosen = _model(model)
+    models = _models()
+
+    def as_row(number: int, item: Any) -> Row:
+        if isinstance(item, Row):
+            return item
+        label = f"row {number}"
+        if isinstance(item, Dataset):
+            return Row(number, label, dataset=item)
+        if isinstance(item, Mapping):
+            return Row(number, label, keys=parse_keys(
+                [_key_text(k, v) for k, v in item.items()]))
+        raise UsageError(f"{label}: a query is a mapping of keys or a pydicom Dataset, "
+                         f"not {type(item).__name__}")
+
+    def prepare(row: Row) -> Any:
+        ds, overrides = row_identifier(row, None, common)
+        if not len(ds):
+            raise UsageError(f"{row.label}: empty query: give at least one key")
+        return finish_query(row.label, ds, overrides, models=models, model=chosen,
+                            charset=charset, new_vr=new_vr)
+
+    if isinstance(queries, (str, BatchFile)):
+        batch_file = BatchFile(queries) if isinstance(queries, str) else queries
+        return PreparedRows(batch_file.rows, prepare).check()
+    if isinstance(queries, (Sequence)) and not isinstance(queries, (bytes, Dataset)):
+        items = list(queries)
+        return PreparedRows(lambda: (as_row(n, q) for n, q in enumerate(items, 1)),
+                            prepare).check()
+
+    def lazy() -> Any:
+        for n, item in enumerate(queries, 1):
+            row = as_row(n, item)
+            yield RowQuery(row.number, row.label, prepare(row))
+
+    return lazy()
+
+
+def _plan(*, parallel: int, ordered: bool, drill_down: str | None,
+          level_keys: Mapping[str, Any] | None, retry: int, retry_wait: float,
+          max_per_query: int | None, split_on: str | None) -> Any:
+    from dimsekit.qr.batch import Plan
+
+    if not isinstance(parallel, int) or parallel < 1:
+        raise UsageError(f"parallel: {parallel!r} is not a number of associations (1 or more)")
+    if retry < 0 or retry_wait < 0:
+        raise UsageError("retry and retry_wait: 0 or more")
+    if max_per_query is not None and max_per_query < 1:
+        raise UsageError(f"max_per_query: {max_per_query!r} is not a number of matches")
+    return Plan(parallel=parallel, ordered=ordered,
+                drill_down=drill_down.upper() if drill_down else None,
+                level_keys=_level_keys(level_keys), retry=retry, retry_wait=retry_wait,
+                max_per_query=max_per_query, split_on=split_on)
+
+
 class Results(Iterator[Any]):
     """The responses of one C-FIND request, as pydicom Datasets, as they
     arrive.  Leaving early (``break``, an exception, :meth:`close`) sends
@@ -270,7 +354,7 @@ class Session:
                         results.status = run.final.status
             final = run.final
             if final is not None and not final.ok:
-                raise PeerFailure(f"peer answered {final.text}", status=final.status,
+                raise PeerFailure(final.failure(), status=final.status,
                                   error_comment=final.error_comment)
             if run.skipped:
                 raise skipped_error(run.skipped, run.delivered)
@@ -278,6 +362,28 @@ class Session:
             self._busy = None
             if broken and self._cm is not None:
                 self.close(abort=True)
+
+    def find_many(self, queries: Any, /, *, model: str | InformationModel | None = None,
+                  charset: str | None = None, drill_down: str | None = None,
+                  level_keys: Mapping[str, Any] | None = None, retry: int = 0,
+                  retry_wait: float = 1.0, max_per_query: int | None = None,
+                  split_on: str | None = None, **keys: Any) -> Any:
+        """Many C-FIND requests on this session's association, one per row
+        (see :meth:`Peer.find_many`; one association, so no ``parallel``).
+        If the peer closes the association after a query, the session
+        opens a new one for the next."""
+        from dimsekit.qr.batch import Batch
+
+        plan = _plan(parallel=1, ordered=True, drill_down=drill_down,
+                     level_keys=level_keys, retry=retry, retry_wait=retry_wait,
+                     max_per_query=max_per_query, split_on=split_on)
+        rows = _batch_rows(queries, keys, model=model, charset=charset,
+                           new_vr=self.settings.new_vr)
+        self._ready()
+        batch = Batch(lambda: _SessionAssociation(self), rows, _remake(self.settings.new_vr),
+                      plan=plan, dimse_timeout=self.settings.dimse_timeout)
+        self._busy = batch  # type: ignore[assignment]
+        return batch
 
     def echo(self) -> None:
         """C-ECHO: returns if the peer answered Success; raises PeerFailure
@@ -316,6 +422,33 @@ class Session:
         if message.status != 0x0000:
             raise PeerFailure(f"peer answered C-ECHO with {describe_status(message.status)}",
                               status=message.status, error_comment=message.error_comment)
+
+
+class _SessionAssociation:
+    """A session's association as a batch opens it: the session's own
+    (opened again if it ended); leaving it keeps it open, unless the batch
+    aborts it."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def __enter__(self) -> Any:
+        return self.session.open()._assoc
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.session.close(abort=True)
+
+
+def _remake(new_vr: bool) -> Any:
+    """A batch's ``make``: a query dimsekit builds itself (drill-down,
+    split parts), prepared as the user's are."""
+    from dimsekit.qr.query import finish_query
+
+    def make(label: str, ds: Any, model: Any) -> Any:
+        return finish_query(label, ds, [], models=_models(), model=model, new_vr=new_vr)
+
+    return make
 
 
 class _Abort(Exception):
@@ -399,6 +532,59 @@ class Peer:
             finally:
                 inner.close()
                 results.status = inner.status
+
+    def find_many(self, queries: Any, /, *, model: str | InformationModel | None = None,
+                  charset: str | None = None, parallel: int = 1, ordered: bool = True,
+                  drill_down: str | None = None, level_keys: Mapping[str, Any] | None = None,
+                  retry: int = 0, retry_wait: float = 1.0, max_per_query: int | None = None,
+                  split_on: str | None = None, **keys: Any) -> Any:
+        """Many C-FIND requests, one per row, on one association (or
+        ``parallel`` of them); a :class:`~dimsekit.qr.batch.Batch` that
+        yields :class:`~dimsekit.Match` (``.row``, ``.dataset``, ``.level``)
+        and, when a row is over, :class:`~dimsekit.RowEnd` (``.matches``,
+        ``.status``, ``.error``); ``.summary`` once it is over.
+
+        ``queries``: a batch file's path (CSV with a header row of keys,
+        or NDJSON of DICOM JSON objects), a :class:`~dimsekit.BatchFile`,
+        or an iterable of mappings / Datasets as :meth:`Session.find`
+        takes them; ``keys`` are added to every row (a row's own value
+        wins).  A file or a sequence is checked whole before anything is
+        sent (UsageError naming the row); another iterable row by row.
+
+        ``parallel``: associations (threads); items still come in row order
+        unless ``ordered=False``.  ``drill_down``: ``"STUDY"``,
+        ``"SERIES"`` or ``"IMAGE"``: every match above that level gets the
+        next level's query, with ``level_keys`` (``{"SERIES": {"Modality":
+        None}}``) or a default set of return keys.  ``retry``/``retry_wait``:
+        failures to associate that may be transient, and aborts before a
+        query's first response, are retried (waiting ``retry_wait`` s,
+        doubled each time).  ``max_per_query``: a query that returns that
+        many matches (or that the peer ends as capped) is split on the date
+        key ``split_on`` (default: the level's date, e.g. StudyDate) until
+        each part is under it; matches are merged without duplicates.
+
+        A row's failure status or broken query is its RowEnd's ``error``
+        and the batch goes on; AssociationError (no association, after the
+        retries) ends it."""
+        from dimsekit.association import open_association
+        from dimsekit.qr.batch import Batch
+        from dimsekit.qr.find import negotiation_items
+
+        plan = _plan(parallel=parallel, ordered=ordered, drill_down=drill_down,
+                     level_keys=level_keys, retry=retry, retry_wait=retry_wait,
+                     max_per_query=max_per_query, split_on=split_on)
+        rows = _batch_rows(queries, keys, model=model, charset=charset,
+                           new_vr=self.settings.new_vr)
+        used = getattr(rows, "models", None)
+        uids = list(used) if used else [m.sop_class_uid for m in _models().values()]
+        items = negotiation_items(self.ext_neg)
+        settings = self.settings
+
+        def connect() -> Any:
+            return open_association(settings, uids, ext_neg=items)
+
+        return Batch(connect, rows, _remake(settings.new_vr), plan=plan,
+                     dimse_timeout=settings.dimse_timeout)
 
     def echo(self) -> None:
         """C-ECHO on an association of its own (see :meth:`Session.echo`)."""

@@ -48,9 +48,21 @@ class UsageError(DimsekitError):
 
 
 class AssociationError(DimsekitError):
-    """No association could be established (exit 3)."""
+    """No association could be established (exit 3).
+
+    ``transient``: trying again later may succeed -- the connection was
+    refused or timed out, the peer rejected the association as transient,
+    aborted or closed it during negotiation, or did not answer in time
+    (what ``--retry`` retries); False for what a retry cannot mend (a name
+    that does not resolve, a permanent rejection, TLS, no presentation
+    context)."""
 
     exit_code = ExitCode.NO_ASSOCIATION
+
+    def __init__(self, message: str, exit_code: ExitCode | int | None = None, *,
+                 transient: bool = False):
+        super().__init__(message, exit_code)
+        self.transient = transient
 
 
 class IncompleteError(DimsekitError):

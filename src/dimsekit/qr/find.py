@@ -80,6 +80,26 @@ class Final:
         return self.category in ("Success", "Warning") or (
             self.status == CANCEL and self.cancelled)
 
+    @property
+    def capped(self) -> bool:
+        """The peer stopped the matching itself: Cancel nobody asked for
+        (how Orthanc's ``LimitFindResults`` ends a capped result) or Out
+        of Resources (0xA7xx: too many matches, for many peers)."""
+        return ((self.status == CANCEL and not self.cancelled)
+                or 0xA700 <= self.status <= 0xA7FF)
+
+    def failure(self, label: str | None = None) -> str:
+        """The one line for a request that ended with this failure."""
+        text = f"peer answered {self.text}"
+        if label is not None:
+            text = f"query {label}: {text}"
+        if self.capped:
+            n = self.pending
+            text += (f"; the peer stopped the matching itself after {n} "
+                     f"match{'es' * (n != 1)} (a result cap is the usual cause: "
+                     f"see --max-per-query)")
+        return text
+
 
 def status_table(model: InformationModel) -> dict:
     from pynetdicom import status

@@ -26,6 +26,7 @@ from dimsekit.api import (
 _Q = "query"
 _OUT = "output"
 _FLOW = "flow"
+_BATCH = "batches and unattended runs"
 
 
 def _query_files_in_order(ctx: click.Context) -> list[str] | None:
@@ -116,6 +117,35 @@ def build_find_command(host: Host) -> click.Command:
                metavar="N", help="repeat each query N times"),
         option("--cancel", group=_FLOW, type=click.IntRange(min=1), metavar="N",
                help="send C-CANCEL after N pending responses (default: never)"),
+        option("--batch", group=_BATCH, metavar="FILE",
+               help="one query per row of FILE ('-': standard input): CSV with a header "
+                    "row of keys (-k grammar), or NDJSON of DICOM JSON objects; -k keys "
+                    "and a query file are added to every row (a row's value wins); every "
+                    "response is tied to its row (docs/scripting.md)"),
+        option("--parallel", group=_BATCH, type=click.IntRange(1, 64), default=1,
+               metavar="N", help="spread the queries over N associations (output stays "
+                                 "in row order unless --unordered)"),
+        option("--unordered", group=_BATCH, is_flag=True,
+               help="with --parallel: write responses as they arrive, not in row order"),
+        option("--drill-down", "drill_down", group=_BATCH, metavar="LEVEL",
+               type=click.Choice(["STUDY", "SERIES", "IMAGE"], case_sensitive=False),
+               help="for every match, query the next level with its unique key, down to "
+                    "LEVEL; -k LEVEL:KEY[=VALUE] sets a level's keys (e.g. -k "
+                    "SERIES:Modality=CT)"),
+        option("--retry", group=_BATCH, type=click.IntRange(min=0), default=0, metavar="N",
+               help="retry N times when the association fails in a way that may pass "
+                    "(refused, timed out, rejected-transient) or is aborted before a "
+                    "query's first response (never after: no duplicates)"),
+        option("--retry-wait", group=_BATCH, type=click.FloatRange(min=0), default=1.0,
+               metavar="S", show_default=True,
+               help="seconds before the first retry, doubled for each next (at most 60)"),
+        option("--max-per-query", group=_BATCH, type=click.IntRange(min=1), metavar="N",
+               help="the peer's result cap: a query that returns N matches (or that the "
+                    "peer stops itself) is split in halves on a date range "
+                    "(--split-on) until each part is under N; merged without duplicates"),
+        option("--split-on", group=_BATCH, metavar="KEY",
+               help="the date key --max-per-query splits on (default: the level's date: "
+                    "StudyDate, SeriesDate, ContentDate, PatientBirthDate)"),
         *_ext_neg_options(host),
         option("--format", "fmt", group=_OUT, type=click.Choice(formats),
                default="dump", show_default=True,

@@ -152,6 +152,10 @@ class CsvWriter:
         else:
             self.columns = default_columns(options.get("queries", []),
                                            options.get("keys", []))
+        #: --batch: each line says its row and result (match, none, failed,
+        #: incomplete); --drill-down: the level it matched at
+        self.batch = bool(options.get("batch"))
+        self.levels = bool(options.get("drill_down"))
         self._buffer = io.StringIO()
         self._csv = csv.writer(self._buffer, lineterminator="\r\n")
 
@@ -161,11 +165,30 @@ class CsvWriter:
         self._buffer.seek(0)
         self._buffer.truncate()
 
+    def _lead(self, row: Any, result: str, level: str | None) -> list[str]:
+        lead = [str(row), result] if self.batch else []
+        if self.levels:
+            lead.append(level or "")
+        return lead
+
     def begin(self) -> None:
-        self._row([name for name, _ in self.columns])
+        self._row(self._lead("row", "result", "level")
+                  + [name for name, _ in self.columns])
 
     def write(self, ds: Any, info: Any) -> None:
-        self._row([cell(ds, path) for _, path in self.columns])
+        lead = self._lead(getattr(info, "row", ""), "match", getattr(info, "level", None))
+        self._row(lead + [cell(ds, path) for _, path in self.columns])
+
+    def row_end(self, end: Any) -> None:
+        """A batch row without matches, or that failed: a line saying so."""
+        if not self.batch or (end.matches and end.error is None):
+            return
+        if end.error is None:
+            result = "none"
+        else:
+            result = ("incomplete" if type(end.error).__name__ == "IncompleteError"
+                      else "failed")
+        self._row(self._lead(end.row, result, None) + [""] * len(self.columns))
 
     def end(self) -> None:
         self.stream.flush()

@@ -650,7 +650,9 @@ def _format_items(ds: Any, level: int, out: list[str], implicit: bool,
             continue
         if vr is None or len(vr) != 2:
             vr = _dcmtk_vr(tag, vr or "")
-        elif implicit:  # as for raw elements: DCMTK's view of the dictionary
+        elif implicit and (dict_vr != "??" or vr == "UN"):
+            # as for raw elements: DCMTK's view of the dictionary (but an
+            # element made here, such as --batch's row, keeps its known VR)
             vr = dict_vr
         if vr == "xs" and tag in _PIXEL_REP_TAGS:
             pixel_rep = _pixel_representation(elements, little)

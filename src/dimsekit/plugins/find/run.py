@@ -3,23 +3,34 @@ on one association and turn the outcome into the documented exit code."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from dimsekit.api import (
     CANCEL_GRACE,
+    DEFAULT_LEVEL_KEYS,
     SERVICE,
+    UNIQUE_KEYS,
     AssociationSettings,
+    Batch,
+    BatchFile,
     DimsekitError,
     Exchange,
     ExitCode,
     FindRun,
     Host,
+    IncompleteError,
+    Match,
     PeerFailure,
+    Plan,
+    PreparedRows,
     Query,
     Response,
+    RowQuery,
     UsageError,
     Writer,
+    add_row_element,
     application_information,
     apply_keys,
     finish_query,
@@ -28,6 +39,7 @@ from dimsekit.api import (
     open_association,
     parse_keys,
     read_query_file,
+    row_identifier,
     skipped_error,
 )
 from dimsekit.plugins.find.csvfmt import return_keys_for_columns
@@ -56,6 +68,11 @@ class FindRequest:
     extract_xml_single: str | None = None
     extract_limit: int | None = None
     overwrite: bool = False
+    #: batch, drill-down, parallel, retries, result caps: run as a Batch
+    plan: Plan | None = None
+    #: the rows of a --batch (or the queries, as rows, without one)
+    rows: Any = None
+    batch: bool = False
 
     @classmethod
     def from_cli(cls, *, host: Host, query_files: list[str], peer: str, port: int,
@@ -66,39 +83,84 @@ class FindRequest:
                  charset: str | None = None, extract_xml: bool = False,
                  extract_xml_single: str | None = None, limit_output: int | None = None,
                  overwrite: bool = False, show_responses: bool = True,
-                 correction: bool = False, **rest: Any) -> FindRequest:
+                 correction: bool = False, batch: str | None = None, parallel: int = 1,
+                 unordered: bool = False, drill_down: str | None = None, retry: int = 0,
+                 retry_wait: float = 1.0, max_per_query: int | None = None,
+                 split_on: str | None = None, **rest: Any) -> FindRequest:
         """Everything that can be wrong with the command line is found here,
         before any network traffic (exit 2)."""
         association.peer, association.port = peer, port
+        plain_keys, level_keys = _level_keys(keys)
         overrides = parse_keys(([f"QueryRetrieveLevel={level.upper()}"] if level else [])
-                               + list(keys))
+                               + plain_keys)
         models = {m.name: m for m in host.information_models(SERVICE)}
         if model is not None and model not in models:
             raise UsageError(f"unknown information model {model!r}")
+        chosen = None if model is None else models[model]
+        plan = None
+        if (batch is not None or parallel > 1 or drill_down or retry or max_per_query
+                or level_keys):
+            if level_keys and not drill_down:
+                raise UsageError(f"-k {next(iter(level_keys))}:KEY sets keys of drill-down "
+                                 f"queries: give --drill-down")
+            if repeat > 1:
+                raise UsageError("--repeat cannot be combined with --batch, --parallel, "
+                                 "--drill-down, --retry or --max-per-query")
+            plan = Plan(parallel=parallel, ordered=not unordered,
+                        drill_down=drill_down.upper() if drill_down else None,
+                        level_keys=level_keys, retry=retry, retry_wait=retry_wait,
+                        max_per_query=max_per_query, split_on=split_on,
+                        cancel_after=cancel)
 
-        sources = [(path, read_query_file(path)) for path in query_files]
-        if not sources:
-            if not overrides:
-                raise UsageError("no query: give -k keys and/or query files")
-            from pydicom import Dataset
-
-            sources = [("-k", Dataset())]
-        queries = []
-        for label, ds in sources:
-            apply_keys(ds, overrides)
+        def prepare(label: str, ds: Any, applied: list[Any]) -> Any:
             if fmt == "csv" and columns:
                 # a --columns key the query lacks becomes a return key
                 apply_keys(ds, return_keys_for_columns(columns, ds))
-            queries.append(finish_query(
-                label, ds, overrides, models=models, charset=charset,
-                model=None if model is None else models[model],
-                new_vr=association.new_vr))
+            return finish_query(label, ds, applied, models=models, charset=charset,
+                                model=chosen, new_vr=association.new_vr)
+
+        rows: Any = None
+        if batch is not None:
+            if len(query_files) > 1:
+                raise UsageError("--batch takes at most one query file (a template every "
+                                 "row is applied to)")
+            template = read_query_file(query_files[0]) if query_files else None
+            batch_file = BatchFile(batch)
+
+            def prepare_row(row: Any) -> Any:
+                ds, applied = row_identifier(row, template, overrides)
+                return prepare(row.label, ds, applied)
+
+            rows = PreparedRows(batch_file.rows, prepare_row).check()
+            if not rows.count:
+                raise UsageError(f"batch {batch_file.name}: no rows (a header row, then "
+                                 f"one row per query)")
+            queries = [rows.first]
+            used = list(rows.models.values())
+        else:
+            sources = [(path, read_query_file(path)) for path in query_files]
+            if not sources:
+                if not overrides:
+                    raise UsageError("no query: give -k keys and/or query files")
+                from pydicom import Dataset
+
+                sources = [("-k", Dataset())]
+            queries = []
+            for label, ds in sources:
+                apply_keys(ds, overrides)
+                queries.append(prepare(label, ds, overrides))
+            used = [q.model for q in queries]
+            if plan is not None:
+                rows = [RowQuery(n, q.label, q) for n, q in enumerate(queries, 1)]
+        if plan is not None:
+            for q in queries:
+                plan.check(q.model, _level(q), q.label)
 
         requested = {k[4:].replace("_", "-") for k, v in rest.items()
                      if k.startswith("ext_") and v}
         ext_neg: dict[str, bytes] = {}
         flags = host.extended_negotiation_flags(SERVICE)
-        for m in {q.model.name: q.model for q in queries}.values():
+        for m in {m.name: m for m in used}.values():
             info, skipped = application_information(flags, m.name, requested)
             for name in skipped:
                 log.warning("--%s does not apply to the %s model; not requested", name,
@@ -112,7 +174,10 @@ class FindRequest:
         if correction:
             log.info("+dc: pydicom reads responses leniently; nothing more to correct")
         writer_options = {"columns": columns, "keys": overrides,
-                          "queries": [q.identifier for q in queries]}
+                          "queries": [q.identifier for q in queries]
+                          + _level_templates(plan, queries),
+                          "batch": batch is not None,
+                          "drill_down": bool(plan and plan.drill_down)}
         if columns:
             from dimsekit.plugins.find.csvfmt import columns_from_option
 
@@ -124,8 +189,55 @@ class FindRequest:
             cancel_after=cancel, ext_neg=ext_neg, output=output,
             show_responses=show_responses, writer_options=writer_options,
             extract=extract_to, extract_xml_single=extract_xml_single,
-            extract_limit=limit_output, overwrite=overwrite,
+            extract_limit=limit_output, overwrite=overwrite, plan=plan, rows=rows,
+            batch=batch is not None,
         )
+
+
+_LEVEL_KEY = re.compile(r"\s*(PATIENT|STUDY|SERIES|IMAGE)\s*:(.*)\Z", re.IGNORECASE | re.DOTALL)
+
+
+def _level_keys(keys: tuple[str, ...]) -> tuple[list[str], dict[str, list[Any]]]:
+    """``-k SERIES:Modality=CT``: keys of the drill-down queries at a level,
+    apart from the others."""
+    plain: list[str] = []
+    by_level: dict[str, list[str]] = {}
+    for key in keys:
+        m = _LEVEL_KEY.match(key)
+        if m is None:
+            plain.append(key)
+        else:
+            by_level.setdefault(m.group(1).upper(), []).append(m.group(2))
+    return plain, {level: parse_keys(texts) for level, texts in by_level.items()}
+
+
+def _level(query: Query) -> str | None:
+    value = query.identifier.get("QueryRetrieveLevel")
+    return None if value is None else (str(getattr(value, "value", value)).strip().upper() or None)
+
+
+def _level_templates(plan: Plan | None, queries: list[Query]) -> list[Any]:
+    """What each drill-down level's queries ask for (for CSV's default
+    columns): its unique keys and return keys."""
+    if plan is None or not plan.drill_down or not queries:
+        return []
+    from pydicom import Dataset
+
+    levels = queries[0].model.levels
+    start = _level(queries[0])
+    if start not in levels or plan.drill_down not in levels:
+        return []
+    out = []
+    for level in levels[levels.index(start) + 1:levels.index(plan.drill_down) + 1]:
+        ds = Dataset()
+        setattr(ds, UNIQUE_KEYS[level], "")
+        if level in plan.level_keys:
+            apply_keys(ds, plan.level_keys[level])
+        else:
+            for keyword in DEFAULT_LEVEL_KEYS[level]:
+                setattr(ds, keyword, "")
+        out.append(ds)
+    return out
 
 class _Runner:
     """Sends the queries on one association, each identifier encoded once,
@@ -168,7 +280,7 @@ class _Runner:
             responses.close()
         final = run.final
         if final is not None and not final.ok:
-            self.failures.append((f"query {query.label}: peer answered {final.text}", final))
+            self.failures.append((final.failure(query.label), final))
 
 
 def run_find(request: FindRequest) -> int:
@@ -176,6 +288,8 @@ def run_find(request: FindRequest) -> int:
 
     Changes no process-wide state (the CLI tunes its own process first:
     :func:`dimsekit.plugins.find.command.tune_process`)."""
+    if request.plan is not None:
+        return run_batch(request)
     items = negotiation_items(request.ext_neg)
     uids = list(dict.fromkeys(q.model.sop_class_uid for q in request.queries))
 
@@ -197,4 +311,98 @@ def run_find(request: FindRequest) -> int:
     if runner.failures:
         text, final = runner.failures[-1]
         raise PeerFailure(text, status=final.status, error_comment=final.error_comment)
+    return ExitCode.OK
+
+
+@dataclass
+class BatchResponse(Response):
+    """A pending response of a batch, drill-down or parallel run: a
+    :class:`Response` and the batch row it answers (1-based), the level
+    it matched at and how deep in the drill-down (0: the row's query)."""
+
+    row: int = 0
+    level: str | None = None
+    depth: int = 0
+
+
+def _models_of(request: FindRequest) -> list[str]:
+    rows = request.rows
+    models = getattr(rows, "models", None)
+    if models:
+        return list(models)
+    return list(dict.fromkeys(q.model.sop_class_uid for q in request.queries))
+
+
+def run_batch(request: FindRequest) -> int:
+    """--batch, --drill-down, --parallel, --retry, --max-per-query: the
+    rows through a :class:`~dimsekit.api.Batch`, every match to the
+    sinks (tied to its row), a summary on stderr; exit 1 if a row failed,
+    4 if one is incomplete."""
+    import logging
+
+    from dimsekit.plugins.find.dump import format_dataset
+
+    assert request.plan is not None
+    items = negotiation_items(request.ext_neg)
+    uids = _models_of(request)
+    settings = request.settings
+
+    def connect() -> Any:
+        return open_association(settings, uids, ext_neg=items)
+
+    def make(label: str, ds: Any, model: Any) -> Query:
+        return finish_query(label, ds, [], models={model.name: model}, model=model,
+                            new_vr=settings.new_vr)
+
+    sinks = Sinks(request)
+    batch = Batch(connect, request.rows, make, plan=request.plan,
+                  dimse_timeout=settings.dimse_timeout, show=format_dataset,
+                  interrupts=True, idle=sinks.flush)
+    tag_rows = request.batch
+    skipped: list[str] = []
+    last_error: DimsekitError | None = None
+    completed = False
+    try:
+        for item in batch:
+            if isinstance(item, Match):
+                ds = item.dataset
+                if tag_rows:
+                    add_row_element(ds, item.row)
+                info = BatchResponse(**vars(item.response), row=item.row, level=item.level,
+                                     depth=item.depth)
+                try:
+                    sinks.write(ds, info)
+                except (DimsekitError, OSError):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a value no writer can format
+                    problem = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                    skipped.append(f"row {item.row}, response {info.number}")
+                    log.warning("row %d: response %d skipped: %s", item.row, info.number,
+                                problem)
+            else:
+                for error in item.errors:
+                    log.error("%s", error.message)
+                    last_error = error
+                sinks.row_end(item)
+        completed = True
+    finally:
+        batch.close()
+        try:
+            sinks.end(completed=completed)
+        finally:
+            summary = batch.summary
+            if summary.rows and log.isEnabledFor(logging.WARNING):
+                import click
+
+                click.echo(f"I: {'batch' if tag_rows else 'queries'}: {summary.text()}",
+                           err=True)
+    if skipped:
+        raise skipped_error(skipped, sinks.count)
+    summary = batch.summary
+    if summary.incomplete:
+        raise IncompleteError(f"{summary.incomplete} of {summary.rows} rows incomplete: "
+                              f"results may be incomplete (see the errors above)")
+    if summary.failed:
+        raise PeerFailure(f"{summary.failed} of {summary.rows} rows failed "
+                          f"(see the errors above)", status=getattr(last_error, "status", None))
     return ExitCode.OK

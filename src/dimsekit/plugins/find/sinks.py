@@ -105,6 +105,18 @@ class Sinks:
                 self._failed(writer, out, exc)
         self.count += 1
 
+    def row_end(self, end: Any) -> None:
+        """A batch row is over (a writer that lists rows, such as csv,
+        shows one without matches or that failed)."""
+        for writer, out in list(self._sinks):
+            row_end = getattr(writer, "row_end", None)
+            if row_end is None:
+                continue
+            try:
+                row_end(end)
+            except OSError as exc:
+                self._failed(writer, out, exc)
+
     def flush(self) -> None:
         """Everything written so far, out: dimsekit is waiting for the peer."""
         for writer, out in list(self._sinks):
