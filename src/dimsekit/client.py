@@ -142,8 +142,11 @@ def _batch_rows(queries: Any, keys: Mapping[str, Any], *, model: Any, charset: s
         if isinstance(item, Dataset):
             return Row(number, label, dataset=item)
         if isinstance(item, Mapping):
-            return Row(number, label, keys=parse_keys(
-                [_key_text(k, v) for k, v in item.items()]))
+            try:
+                return Row(number, label, keys=parse_keys(
+                    [_key_text(k, v) for k, v in item.items()]))
+            except UsageError as exc:
+                raise UsageError(f"{label}: {exc.message}") from None
         raise UsageError(f"{label}: a query is a mapping of keys or a pydicom Dataset, "
                          f"not {type(item).__name__}")
 

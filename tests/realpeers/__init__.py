@@ -36,6 +36,9 @@ Public fixtures (all session-scoped):
     :class:`TLSMaterial`: certificates and keys made with ``trustme`` for this
     session (a CA, a server certificate for 127.0.0.1 and localhost, a client
     certificate, an encrypted key, DER copies, a second, untrusted CA, ...).
+``orthanc_capped_peer``
+    :class:`OrthancPeer`: Orthanc holding the sample instances with
+    ``LimitFindResults`` set to :data:`ORTHANC_CAP` (a result cap).
 ``orthanc_tls_peer``
     :class:`OrthancPeer`: a second Orthanc holding the sample instances that
     speaks DICOM over TLS only, with :attr:`TLSMaterial.server_cert`, trusting
@@ -75,7 +78,13 @@ from .dcmtk import (
     wlmscpfs_peer,
     worklist_queries,
 )
-from .orthanc import OrthancPeer, orthanc_peer, orthanc_tls_peer
+from .orthanc import (
+    ORTHANC_CAP,
+    OrthancPeer,
+    orthanc_capped_peer,
+    orthanc_peer,
+    orthanc_tls_peer,
+)
 from .processes import (
     LOOPBACK,
     READY_TIMEOUT,
@@ -127,6 +136,8 @@ __all__ = [
     "free_port",
     "make_sample_instances",
     "make_tls_material",
+    "ORTHANC_CAP",
+    "orthanc_capped_peer",
     "orthanc_peer",
     "orthanc_tls_peer",
     "require_binary",

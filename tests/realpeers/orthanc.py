@@ -28,7 +28,8 @@ from .processes import (
 from .samples import SAMPLE_PATIENTS
 from .tls import TLSMaterial
 
-__all__ = ["OrthancPeer", "orthanc_peer", "orthanc_tls_peer"]
+__all__ = ["ORTHANC_CAP", "OrthancPeer", "orthanc_capped_peer", "orthanc_peer",
+           "orthanc_tls_peer"]
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,22 @@ def orthanc_peer(
     the called AE title is not checked.
     """
     yield from _orthanc(tmp_path_factory, sample_instances, "orthanc", {})
+
+
+#: the ``LimitFindResults`` of :func:`orthanc_capped_peer`
+ORTHANC_CAP = 2
+
+
+@pytest.fixture(scope="session")
+def orthanc_capped_peer(
+    tmp_path_factory: pytest.TempPathFactory, sample_instances: tuple[Path, ...]
+) -> Iterator[OrthancPeer]:
+    """Orthanc holding the sample instances with a result cap
+    (``LimitFindResults``: :data:`ORTHANC_CAP`): a C-FIND with more matches
+    gets that many pending responses and a final 0xFE00 (Cancel) nobody
+    asked for -- how a capped result looks on the wire."""
+    yield from _orthanc(tmp_path_factory, sample_instances, "orthanc-capped",
+                        {"LimitFindResults": ORTHANC_CAP})
 
 
 @pytest.fixture(scope="session")

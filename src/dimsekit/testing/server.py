@@ -189,6 +189,15 @@ class QuerySCP:
     ssl_context:
         A server-side :class:`ssl.SSLContext`: speak DICOM TLS (each
         accepted connection is wrapped in it).
+    queries_per_association:
+        ``N``: after answering N C-FIND requests on an association, abort
+        it (as some PACS end every association after one query): at once
+        if another request arrives first, else a moment after the last
+        final response.
+    status_for:
+        ``callable(identifier) -> status or None``: the final status of
+        each C-FIND decided from its identifier (None: as usual), e.g. to
+        fail one row of a batch.
     """
 
     def __init__(
@@ -212,6 +221,8 @@ class QuerySCP:
         echo_delay: float = 0.0,
         echo_abort_after: int | None = None,
         ssl_context: Any = None,
+        queries_per_association: int | None = None,
+        status_for: Any = None,
     ) -> None:
         self.ae_title = ae_title
         self.host = host
@@ -232,6 +243,8 @@ class QuerySCP:
         self.echo_delay = echo_delay
         self.echo_abort_after = echo_abort_after
         self.ssl_context = ssl_context
+        self.queries_per_association = queries_per_association
+        self.status_for = status_for
 
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -588,6 +601,11 @@ class QuerySCP:
             if session is not None:
                 session.record.requests.append(rec)
                 session.active[rec.message_id] = rec
+        limit = self.queries_per_association
+        if limit is not None and arec is not None and len(arec.requests) > limit:
+            self._finish(rec, session)
+            self._abort(assoc)
+            return
         try:
             if decode_error is not None or identifier is None:
                 status = _status_ds(0xC000, decode_error)
@@ -602,6 +620,19 @@ class QuerySCP:
             yield from self._respond(event, rec, session, identifier, matches)
         finally:
             self._finish(rec, session)
+            if limit is not None and arec is not None and len(arec.requests) >= limit:
+                self._abort_soon(assoc)
+
+    def _abort_soon(self, assoc: Any) -> None:
+        """Abort ``assoc`` a moment after the final response is sent (it is
+        sent once this handler returns)."""
+        def later() -> None:
+            if wait_for(lambda: not assoc.is_established, 0.05):
+                return
+            with contextlib.suppress(Exception):
+                self._abort(assoc)
+
+        threading.Thread(target=later, daemon=True).start()
 
     def _matches(
         self, model: str, identifier: Dataset, arec: AssociationRecord | None
@@ -662,6 +693,10 @@ class QuerySCP:
         repeat, delay = self.repeat_matches, self.response_delay
         abort_after, hang_after = self.abort_after, self.hang_after
         final, honour = self.final_status, self.honour_cancel
+        if self.status_for is not None:
+            chosen = self.status_for(identifier)
+            if chosen is not None:
+                final = chosen
         if repeat is not None:
             pool = matches or [identifier]
             matches = list(itertools.islice(itertools.cycle(pool), repeat))
