@@ -360,7 +360,7 @@ def run_batch(request: FindRequest) -> int:
                   interrupts=True, idle=sinks.flush)
     tag_rows = request.batch
     skipped: list[str] = []
-    last_error: DimsekitError | None = None
+    errors: list[DimsekitError] = []
     completed = False
     try:
         for item in batch:
@@ -380,9 +380,11 @@ def run_batch(request: FindRequest) -> int:
                     log.warning("row %d: response %d skipped: %s", item.row, info.number,
                                 problem)
             else:
-                for error in item.errors:
-                    log.error("%s", error.message)
-                    last_error = error
+                errors.extend(item.errors)
+                if tag_rows or item.row > 1:
+                    for error in errors:
+                        log.error("%s", error.message)
+                    errors.clear()
                 sinks.row_end(item)
         completed = True
     finally:
@@ -391,18 +393,25 @@ def run_batch(request: FindRequest) -> int:
             sinks.end(completed=completed)
         finally:
             summary = batch.summary
-            if summary.rows and log.isEnabledFor(logging.WARNING):
+            if tag_rows and summary.rows and log.isEnabledFor(logging.WARNING):
                 import click
 
-                click.echo(f"I: {'batch' if tag_rows else 'queries'}: {summary.text()}",
-                           err=True)
+                click.echo(f"I: batch: {summary.text()}", err=True)
     if skipped:
         raise skipped_error(skipped, sinks.count)
     summary = batch.summary
+    if errors and summary.rows == 1 and not tag_rows:
+        # one query (drill-down, --retry, ...): its own error, as without them
+        worst = max(errors, key=lambda e: isinstance(e, IncompleteError))
+        for error in errors:
+            if error is not worst:
+                log.error("%s", error.message)
+        raise worst
+    noun = "rows" if tag_rows else "queries"
     if summary.incomplete:
-        raise IncompleteError(f"{summary.incomplete} of {summary.rows} rows incomplete: "
+        raise IncompleteError(f"{summary.incomplete} of {summary.rows} {noun} incomplete: "
                               f"results may be incomplete (see the errors above)")
     if summary.failed:
-        raise PeerFailure(f"{summary.failed} of {summary.rows} rows failed "
-                          f"(see the errors above)", status=getattr(last_error, "status", None))
+        raise PeerFailure(f"{summary.failed} of {summary.rows} {noun} failed "
+                          f"(see the errors above)")
     return ExitCode.OK
