@@ -418,3 +418,22 @@ def test_orthanc_result_cap_without_and_with_max_per_query(dimsekit, orthanc_cap
     assert len(uids) == len(set(uids))  # merged without duplicates
     assert sorted(uids) == sorted(st.study_instance_uid for st in SAMPLE_STUDIES)
     assert any("splitting on StudyDate" in line for line in split.stderr_lines)
+
+
+def test_rows_do_not_leak_into_each_other(dimsekit, scp, tmp_path):
+    # rows share the -k template: a row's values, its character set and its
+    # sequence items stay its own
+    batch = tmp_path / "rows.csv"
+    batch.write_text("PatientName,ScheduledProcedureStepSequence[0].Modality\n"
+                     "MÜLLER*,MR\nSMITH*,\n,CT\n", encoding="utf-8")
+    result = find(dimsekit, scp.port, "--batch", batch, "-k", "PatientID=",
+                  "-k", "ScheduledProcedureStepSequence[0].ScheduledStationAETitle=",
+                  "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    got = [r.identifier for r in scp.requests]
+    assert [str(i.PatientName) for i in got] == ["MÜLLER*", "SMITH*", ""]
+    assert [i.get("SpecificCharacterSet") for i in got] == ["ISO_IR 100", None, None]
+    items = [i.ScheduledProcedureStepSequence[0] for i in got]
+    assert [it.Modality for it in items] == ["MR", "", "CT"]
+    assert all("ScheduledStationAETitle" in it for it in items)
+    assert all("PatientID" in i for i in got)

@@ -101,7 +101,7 @@ _LAZY = {"Exchange": "dimsekit.dimse", "Message": "dimsekit.dimse",
          **dict.fromkeys(("Batch", "Plan", "RowQuery", "Match", "RowEnd", "Summary",
                           "LEVELS", "UNIQUE_KEYS", "DEFAULT_LEVEL_KEYS"),
                          "dimsekit.qr.batch"),
-         **dict.fromkeys(("BatchFile", "Row", "PreparedRows", "add_row_element",
+         **dict.fromkeys(("BatchFile", "Row", "RowBuilder", "PreparedRows", "add_row_element",
                           "row_identifier", "ROW_CREATOR"), "dimsekit.qr.rows")}
 
 
@@ -147,6 +147,7 @@ if TYPE_CHECKING:  # pragma: no cover - what _LAZY loads, for type checkers
         BatchFile,
         PreparedRows,
         Row,
+        RowBuilder,
         add_row_element,
         row_identifier,
     )
@@ -196,6 +197,7 @@ __all__ = [
     "PreparedRows",
     "ROW_CREATOR",
     "Row",
+    "RowBuilder",
     "RowEnd",
     "RowQuery",
     "Summary",

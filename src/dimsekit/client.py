@@ -129,7 +129,7 @@ def _batch_rows(queries: Any, keys: Mapping[str, Any], *, model: Any, charset: s
     from dimsekit.keys import parse_keys
     from dimsekit.qr.batch import RowQuery
     from dimsekit.qr.query import finish_query
-    from dimsekit.qr.rows import BatchFile, PreparedRows, Row, row_identifier
+    from dimsekit.qr.rows import BatchFile, PreparedRows, Row, RowBuilder
 
     common = parse_keys([_key_text(k, v) for k, v in keys.items()])
     chosen = _model(model)
@@ -150,12 +150,15 @@ def _batch_rows(queries: Any, keys: Mapping[str, Any], *, model: Any, charset: s
         raise UsageError(f"{label}: a query is a mapping of keys or a pydicom Dataset, "
                          f"not {type(item).__name__}")
 
-    def prepare(row: Row) -> Any:
-        ds, overrides = row_identifier(row, None, common)
+    builder = RowBuilder(None, common)
+
+    def prepare(row: Row, checked: bool = False) -> Any:
+        ds, overrides = builder.identifier(row)
         if not len(ds):
             raise UsageError(f"{row.label}: empty query: give at least one key")
         return finish_query(row.label, ds, overrides, models=models, model=chosen,
-                            charset=charset, new_vr=new_vr)
+                            charset=charset, new_vr=new_vr, checked=checked,
+                            check=builder.check_encodable)
 
     if isinstance(queries, (str, BatchFile)):
         batch_file = BatchFile(queries) if isinstance(queries, str) else queries

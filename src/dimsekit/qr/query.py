@@ -370,13 +370,17 @@ def _key_text(elem, overrides) -> str:
 
 def finish_query(label: str, ds: Any, overrides: Any, *, models: Mapping[str, Any],
                  model: Any = None, charset: str | None = None,
-                 new_vr: bool = True) -> Any:
+                 new_vr: bool = True, checked: bool = False,
+                 check: Any = None) -> Any:
     """The prepared :class:`~dimsekit.qr.find.Query` once the keys are
     applied to ``ds`` -- the steps the find command and the Python API
     share: post-1993 VRs downgraded (``new_vr=False``: ``-u``), a Specific
     Character Set chosen, the model (an InformationModel) given or inferred
     from QueryRetrieveLevel among ``models`` (name -> model), the
-    identifier checked to be encodable.  Raises UsageError."""
+    identifier checked to be encodable (unless ``checked``: a batch row
+    prepared once already; ``check(label, ds)`` instead of
+    :func:`check_encodable`: a batch's :class:`~dimsekit.qr.rows.RowBuilder`).
+    Raises UsageError."""
     from dimsekit.qr.find import Query
     from dimsekit.qr.models import infer_model
 
@@ -386,6 +390,8 @@ def finish_query(label: str, ds: Any, overrides: Any, *, models: Mapping[str, An
     if model is None:
         name, why = infer_model(ds.get("QueryRetrieveLevel"))
         model = models[name]
-        log.info("query %s: %s (%s)", label, model.help.replace("use ", ""), why)
-    check_encodable(label, ds)
+        if not checked:
+            log.info("query %s: %s (%s)", label, model.help.replace("use ", ""), why)
+    if not checked:
+        (check or check_encodable)(label, ds)
     return Query(label, ds, model)

@@ -36,7 +36,8 @@ ROW_CREATOR = "DIMSEKIT"
 ROW_GROUP = 0x0009
 ROW_ELEMENT = 0x10  # (0009,xx10) within the block
 
-_SPOOL = 1 << 20  # standard input kept in memory up to 1 MiB, then a file
+_SPOOL = 1 << 20
+_SPECIFIC_CHARACTER_SET = 0x00080005  # standard input kept in memory up to 1 MiB, then a file
 
 
 @dataclass
@@ -278,25 +279,84 @@ class _Tee(io.TextIOBase):
 
 
 
+class RowBuilder:
+    """A batch's rows as identifiers: ``base`` (a query file's Dataset;
+    None: empty) with the batch's common ``keys`` (``-k``) applied once,
+    then each row's keys on top -- a row's value wins over a common
+    return key.
+
+    A row whose keys are all top-level elements shares the template's
+    other elements instead of copying them (apply_keys replaces an
+    element, never changes one in place); any other row gets a deep copy."""
+
+    def __init__(self, base: Any, keys: list[Any]):
+        import copy
+
+        from pydicom import Dataset
+
+        from dimsekit.keys import apply_keys
+
+        self.template = copy.deepcopy(base) if base is not None else Dataset()
+        apply_keys(self.template, keys)
+        self.keys = list(keys)
+        #: the top-level tags the last row set on a shared template (None:
+        #: the row got a copy of its own)
+        self._fresh: frozenset[int] | None = None
+        #: (Specific Character Set, tags a row sets) under which the
+        #: template's other elements were found encodable
+        self._template_ok: set[tuple[str, frozenset[int]]] = set()
+
+    def identifier(self, row: Row) -> tuple[Any, list[Any]]:
+        """The row's identifier, and every key applied (for messages)."""
+        import copy
+
+        from pydicom import Dataset
+
+        from dimsekit.keys import apply_keys
+
+        template = self.template
+        if row.keys is not None:
+            if all(len(k.path) == 1 and k.path[0][1] is None for k in row.keys):
+                ds = Dataset({elem.tag: elem for elem in template})
+                self._fresh = frozenset(k.path[0][0] for k in row.keys)
+            else:
+                ds = copy.deepcopy(template)
+                self._fresh = None
+            apply_keys(ds, row.keys)
+            return ds, [*self.keys, *row.keys]
+        ds = Dataset({elem.tag: elem for elem in template})
+        for elem in row.dataset:
+            ds[elem.tag] = elem
+        self._fresh = frozenset(elem.tag for elem in row.dataset)
+        return ds, self.keys
+
+    def check_encodable(self, label: str, ds: Any) -> None:
+        """:func:`~dimsekit.qr.query.check_encodable` for the row
+        :meth:`identifier` made last, at the cost of the row's own
+        elements once the template's were checked under the same Specific
+        Character Set (the template is shared, so it cannot have changed)."""
+        from pydicom import Dataset
+
+        from dimsekit.qr.query import check_encodable
+
+        fresh = self._fresh
+        charset = ds.get(_SPECIFIC_CHARACTER_SET)
+        key = (repr(None if charset is None else charset.value), fresh or frozenset())
+        if fresh is None or key not in self._template_ok:
+            check_encodable(label, ds)
+            if fresh is not None:
+                self._template_ok.add(key)
+            return
+        own: dict[Any, Any] = {tag: ds[tag] for tag in fresh if tag in ds}
+        if charset is not None:
+            own[_SPECIFIC_CHARACTER_SET] = charset
+        check_encodable(label, Dataset(own))
+
+
 def row_identifier(row: Row, base: Any, keys: list[Any]) -> tuple[Any, list[Any]]:
-    """The identifier of ``row``: ``base`` (a query file's Dataset, copied;
-    None: empty) with the batch's common ``keys`` (``-k``) applied, then
-    the row's own keys on top -- a row's value wins over a common return
-    key.  Returns it with every key applied (for messages)."""
-    import copy
-
-    from pydicom import Dataset
-
-    from dimsekit.keys import apply_keys
-
-    ds = copy.deepcopy(base) if base is not None else Dataset()
-    apply_keys(ds, keys)
-    if row.keys is not None:
-        apply_keys(ds, row.keys)
-        return ds, [*keys, *row.keys]
-    for elem in row.dataset:
-        ds[elem.tag] = elem
-    return ds, list(keys)
+    """One row's identifier (see :class:`RowBuilder`, which does this for
+    every row of a batch at the cost of one)."""
+    return RowBuilder(base, keys).identifier(row)
 
 
 class PreparedRows:
@@ -306,7 +366,9 @@ class PreparedRows:
     row again as it is sent, so memory stays flat.
 
     ``source()``: a fresh iterable of :class:`Row` each call;
-    ``prepare(row)``: its :class:`~dimsekit.qr.find.Query`."""
+    ``prepare(row, checked=False)``: its :class:`~dimsekit.qr.find.Query`
+    (``checked``: the row was prepared before, so its identifier is known
+    to be encodable)."""
 
     def __init__(self, source: Any, prepare: Any):
         self.source = source
@@ -328,7 +390,9 @@ class PreparedRows:
         return self
 
     def __iter__(self) -> Iterator[Any]:
+        """Each row prepared again, as it is sent (already checked: the
+        identifier is not encoded twice, ``prepare(row, checked=True)``)."""
         from dimsekit.qr.batch import RowQuery
 
         for row in self.source():
-            yield RowQuery(row.number, row.label, self.prepare(row))
+            yield RowQuery(row.number, row.label, self.prepare(row, checked=True))

@@ -27,6 +27,7 @@ from dimsekit.api import (
     PreparedRows,
     Query,
     Response,
+    RowBuilder,
     RowQuery,
     UsageError,
     Writer,
@@ -39,7 +40,6 @@ from dimsekit.api import (
     open_association,
     parse_keys,
     read_query_file,
-    row_identifier,
     skipped_error,
 )
 from dimsekit.plugins.find.csvfmt import return_keys_for_columns
@@ -112,12 +112,14 @@ class FindRequest:
                         max_per_query=max_per_query, split_on=split_on,
                         cancel_after=cancel)
 
-        def prepare(label: str, ds: Any, applied: list[Any]) -> Any:
+        def prepare(label: str, ds: Any, applied: list[Any], checked: bool = False,
+                    check: Any = None) -> Any:
             if fmt == "csv" and columns:
                 # a --columns key the query lacks becomes a return key
                 apply_keys(ds, return_keys_for_columns(columns, ds))
             return finish_query(label, ds, applied, models=models, charset=charset,
-                                model=chosen, new_vr=association.new_vr)
+                                model=chosen, new_vr=association.new_vr, checked=checked,
+                                check=check)
 
         rows: Any = None
         if batch is not None:
@@ -126,10 +128,11 @@ class FindRequest:
                                  "row is applied to)")
             template = read_query_file(query_files[0]) if query_files else None
             batch_file = BatchFile(batch)
+            builder = RowBuilder(template, overrides)
 
-            def prepare_row(row: Any) -> Any:
-                ds, applied = row_identifier(row, template, overrides)
-                return prepare(row.label, ds, applied)
+            def prepare_row(row: Any, checked: bool = False) -> Any:
+                ds, applied = builder.identifier(row)
+                return prepare(row.label, ds, applied, checked, builder.check_encodable)
 
             rows = PreparedRows(batch_file.rows, prepare_row).check()
             if not rows.count:
