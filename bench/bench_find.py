@@ -14,14 +14,31 @@ and prints a table with ratios and the targets of the performance issue:
    ``python -c pass`` and DCMTK ``findscu --help`` (and whether the top-level
    help imported pynetdicom or pydicom);
 4. peak RSS of a 2,000-response and a 20,000-response worklist query
-   against ``wlmscpfs`` serving a generated database.
+   against ``wlmscpfs`` serving a generated database;
+5. ``--batch``: 10,000 one-match worklist queries on one association
+   (wlmscpfs with 10 items, the queries cycling over their PatientIDs)
+   against findscu with 10,000 query files; and ``--batch --parallel 4``
+   against Orthanc (400 STUDY queries by PatientID) against findscu's same
+   queries, sequential, on one association;
+6. ``--drill-down SERIES --parallel 4`` of 200 studies against Orthanc,
+   against a findscu shell loop (one process per study) and a pynetdicom
+   ``send_c_find`` loop on one association (bench/pynetdicom_drilldown.py);
+7. (only with ``--cases 7``) peak RSS of ``--batch`` with 1,000 and
+   100,000 rows.
+
+Cases 5-7 need ``dimsekit find --batch/--parallel/--drill-down``; when
+``dimsekit find --help`` does not list one, dimsekit's side of the case is
+skipped with a note (the reference tools still run).  In cases 5 and 6
+Orthanc runs as users run it, without TCP_NODELAY (``--peers-nodelay``:
+with it).
 
 Usage (with the project's virtualenv, which has pydicom; nothing else is
 imported from outside the standard library)::
 
-    .venv/bin/python bench/bench_find.py            # full run, ~10 minutes
+    .venv/bin/python bench/bench_find.py            # full run, ~25 minutes
     .venv/bin/python bench/bench_find.py --quick    # fewer, lighter runs
     .venv/bin/python bench/bench_find.py --cases 2,3 --runs 7
+    .venv/bin/python bench/bench_find.py --cases 7 --runs 1   # memory, 100,000 rows
     .venv/bin/python bench/bench_find.py --profile prof/   # + cProfile of cases 1, 2
 
 Needs DCMTK (``findscu``, ``wlmscpfs``) and Orthanc (``Orthanc``):

@@ -437,3 +437,40 @@ def test_rows_do_not_leak_into_each_other(dimsekit, scp, tmp_path):
     assert [it.Modality for it in items] == ["MR", "", "CT"]
     assert all("ScheduledStationAETitle" in it for it in items)
     assert all("PatientID" in i for i in got)
+
+
+def test_parallel_goes_on_with_the_associations_the_peer_allows(dimsekit, make_scp, tmp_path):
+    scp = make_scp(max_associations=2, response_delay=0.05)
+    ids = write_csv(tmp_path / "ids.csv", "PatientID", *PATIENTS, *PATIENTS)
+    result = find(dimsekit, scp.port, "--batch", ids, "-k", "QueryRetrieveLevel=PATIENT",
+                  "--parallel", "4", "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    assert [r["PatientID"] for r in csv_rows(result.stdout)] == PATIENTS * 2
+    refused = [line for line in result.stderr_lines if "going on with" in line]
+    assert refused and all("rejected" in line for line in refused), result.stderr
+
+
+@pytest.mark.parametrize("parallel", ["1", "3"])
+def test_ctrl_c_ends_a_batch_with_130_and_keeps_what_arrived(make_scp, tmp_path, parallel):
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import read_until
+
+    scp = make_scp(response_delay=0.3)
+    ids = write_csv(tmp_path / "ids.csv", "PatientID", *(PATIENTS * 5))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dimsekit", "find", "--batch", str(ids), "--parallel",
+         parallel, "-k", "QueryRetrieveLevel=PATIENT", "--format", "ndjson", "127.0.0.1",
+         str(scp.port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    got = read_until(proc, b"\n", count=2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    lines = (got + out).decode().splitlines()
+    assert proc.returncode == 130, err.decode()
+    assert len(lines) >= 2 and all(json.loads(line)["00091010"] for line in lines)
+    stderr = err.decode().splitlines()
+    assert any(line.startswith("I: batch: ") for line in stderr)
+    assert stderr[-1].startswith("E: ") and "interrupted" in stderr[-1]
+    assert "Traceback" not in err.decode()

@@ -228,8 +228,11 @@ class Link:
         while True:
             self.batch._check_stop()
             try:
-                cm = self.batch.connect()
-                assoc = cm.__enter__()
+                # one association request at a time: a peer's limit on
+                # associations is met in order, not raced
+                with self.batch._connecting:
+                    cm = self.batch.connect()
+                    assoc = cm.__enter__()
             except AssociationError as exc:
                 if not exc.transient or attempt >= self.batch.plan.retry:
                     raise
@@ -355,9 +358,11 @@ class Batch(Iterator[Any]):
         self.interrupts = interrupts
         self.idle = idle
         self.summary = Summary()
+        self._source = rows
         self._rows = iter(rows)
         self._rows_left = True
         self._lock = threading.Condition()
+        self._connecting = threading.Lock()
         self._stopping = threading.Event()
         self._fatal: BaseException | None = None
         self._links: list[Link] = []
@@ -671,6 +676,7 @@ class Batch(Iterator[Any]):
         self._order: deque[_Row] = deque()  # rows started, in row order
         self._queue: deque[Any] = deque()  # unordered: items ready
         self._window = max(8, 4 * plan.parallel)
+        self._alive = plan.parallel
         threads = []
         for n in range(plan.parallel):
             link = Link(self)
@@ -714,7 +720,7 @@ class Batch(Iterator[Any]):
                 if task is None:
                     break
                 self._work(link, task)
-        except _Stop:
+        except (_Stop, _Retired):
             pass
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             with self._lock:
@@ -723,6 +729,9 @@ class Batch(Iterator[Any]):
                 self._stopping.set()
                 self._lock.notify_all()
         finally:
+            with self._lock:
+                self._alive -= 1
+                self._lock.notify_all()
             with contextlib.suppress(Exception):  # ending anyway
                 link.drop(abort=self._stopping.is_set() and self._fatal is not None)
 
@@ -750,11 +759,14 @@ class Batch(Iterator[Any]):
 
     def _work(self, link: Link, task: _Task) -> None:
         ordered = self.plan.ordered
+        emitted = False
+        retired = False
         try:
             for t, ds, info in self._run_task(link, task):
-                match = self._match(t, ds, info)
+                emitted = True
                 child = self._children(t, ds)
                 with self._lock:
+                    match = self._match(t, ds, info)
                     if ordered:
                         t.items.append(match)
                     else:
@@ -764,15 +776,30 @@ class Batch(Iterator[Any]):
                         t.row.outstanding += 1
                         self._push(child)
                     self._lock.notify_all()
-        finally:
+        except AssociationError as exc:
             with self._lock:
-                task.done = True
-                self._running -= 1
-                task.row.outstanding -= 1
-                if not ordered and task.row.outstanding == 0:
-                    self._queue.append(self._row_end(task.row))
-                    self._order.remove(task.row)
-                self._lock.notify_all()
+                # a peer that takes fewer associations than --parallel asks
+                # for: this one retires, its query goes to the others
+                retired = not emitted and self._alive > 1 and not self._stopping.is_set()
+                if retired:
+                    self._running -= 1
+                    self._push(task)
+                    self._lock.notify_all()
+            if retired:
+                log.warning("%s; going on with %d associations", exc.message,
+                            self._alive - 1)
+                raise _Retired from None
+            raise
+        finally:
+            if not retired:
+                with self._lock:
+                    task.done = True
+                    self._running -= 1
+                    task.row.outstanding -= 1
+                    if not ordered and task.row.outstanding == 0:
+                        self._queue.append(self._row_end(task.row))
+                        self._order.remove(task.row)
+                    self._lock.notify_all()
 
     def _push(self, task: _Task) -> None:
         self._seq += 1
@@ -861,6 +888,11 @@ class Batch(Iterator[Any]):
         """Rows never sent (the batch ended early): counted, not read."""
         if not self._rows_left:
             return
+        total = getattr(self._source, "count", None)
+        if isinstance(total, int) and total >= self.summary.rows:
+            self.summary.not_sent += total - self.summary.rows
+            self._rows_left = False
+            return
         n = 0
         try:
             for _ in self._rows:
@@ -869,6 +901,10 @@ class Batch(Iterator[Any]):
             pass
         self._rows_left = False
         self.summary.not_sent += n
+
+
+class _Retired(Exception):
+    """A worker whose association the peer refused while others work."""
 
 
 class _Ended(Exception):

@@ -194,6 +194,9 @@ class QuerySCP:
         it (as some PACS end every association after one query): at once
         if another request arrives first, else a moment after the last
         final response.
+    max_associations:
+        How many associations at once (pynetdicom rejects more, as
+        rejected-transient, local limit exceeded); read at :meth:`start`.
     status_for:
         ``callable(identifier) -> status or None``: the final status of
         each C-FIND decided from its identifier (None: as usual), e.g. to
@@ -223,6 +226,7 @@ class QuerySCP:
         ssl_context: Any = None,
         queries_per_association: int | None = None,
         status_for: Any = None,
+        max_associations: int = 64,
     ) -> None:
         self.ae_title = ae_title
         self.host = host
@@ -244,6 +248,7 @@ class QuerySCP:
         self.echo_abort_after = echo_abort_after
         self.ssl_context = ssl_context
         self.queries_per_association = queries_per_association
+        self.max_associations = max_associations
         self.status_for = status_for
 
         self._lock = threading.Lock()
@@ -283,7 +288,7 @@ class QuerySCP:
             return self
         self._stop.clear()
         ae = AE(ae_title=self.ae_title)
-        ae.maximum_associations = 64
+        ae.maximum_associations = self.max_associations
         for uid in MODEL_UIDS.values():
             ae.add_supported_context(uid, TRANSFER_SYNTAXES)
         handlers: list[evt.EventHandlerType] = [
