@@ -474,3 +474,27 @@ def test_ctrl_c_ends_a_batch_with_130_and_keeps_what_arrived(make_scp, tmp_path,
     assert any(line.startswith("I: batch: ") for line in stderr)
     assert stderr[-1].startswith("E: ") and "interrupted" in stderr[-1]
     assert "Traceback" not in err.decode()
+
+
+def test_max_per_query_splits_on_the_date_until_under_the_cap(dimsekit, scp):
+    result = find(dimsekit, scp.port, *STUDY_KEYS, "-k", "StudyDate=", "--max-per-query", "2",
+                  "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    uids = [r["StudyInstanceUID"] for r in csv_rows(result.stdout)]
+    assert sorted(uids) == sorted(st.study_instance_uid for st in SAMPLE_STUDIES)
+    dates = [str(r.identifier.StudyDate) for r in scp.requests]
+    assert dates[0] == "" and all("-" in d or d.isdigit() for d in dates[1:])
+    # every part that was not split further got fewer matches than the cap
+    parts = {d: r.responses for d, r in zip(dates, scp.requests, strict=True)}
+    leaves = [d for d in dates[1:] if not any(
+        o != d and o.split("-")[0] >= d.split("-")[0] and o.split("-")[-1] <= d.split("-")[-1]
+        for o in dates[1:])]
+    assert leaves and all(parts[d] < 2 for d in leaves)
+
+
+@pytest.mark.parametrize("key", ["PatientName", "StudyDate=2020", "StudyTime"])
+def test_split_on_must_name_a_date_key(dimsekit, scp, key):
+    result = find(dimsekit, scp.port, *STUDY_KEYS, "--max-per-query", "2", "--split-on", key)
+    assert result.returncode == 2
+    assert "--split-on" in result.stderr_lines[-1]
+    assert scp.associations == []

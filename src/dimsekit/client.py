@@ -118,7 +118,7 @@ def _level_keys(level_keys: Mapping[str, Any] | None) -> dict[str, list[Any]]:
 
 
 def _batch_rows(queries: Any, keys: Mapping[str, Any], *, model: Any, charset: str | None,
-                new_vr: bool) -> Any:
+                new_vr: bool, plan: Any) -> Any:
     """find_many's rows as :class:`~dimsekit.qr.rows.PreparedRows` (checked
     first: a file, a BatchFile or a sequence) or a lazy generator of
     RowQuery (any other iterable: each row prepared when it is sent)."""
@@ -156,9 +156,13 @@ def _batch_rows(queries: Any, keys: Mapping[str, Any], *, model: Any, charset: s
         ds, overrides = builder.identifier(row)
         if not len(ds):
             raise UsageError(f"{row.label}: empty query: give at least one key")
-        return finish_query(row.label, ds, overrides, models=models, model=chosen,
-                            charset=charset, new_vr=new_vr, checked=checked,
-                            check=builder.check_encodable)
+        query = finish_query(row.label, ds, overrides, models=models, model=chosen,
+                             charset=charset, new_vr=new_vr, checked=checked,
+                             check=builder.check_encodable)
+        if not checked:
+            level = query.identifier.get("QueryRetrieveLevel")
+            plan.check(query.model, str(level).strip().upper() if level else None, row.label)
+        return query
 
     if isinstance(queries, (str, BatchFile)):
         batch_file = BatchFile(queries) if isinstance(queries, str) else queries
@@ -384,7 +388,7 @@ class Session:
                      level_keys=level_keys, retry=retry, retry_wait=retry_wait,
                      max_per_query=max_per_query, split_on=split_on)
         rows = _batch_rows(queries, keys, model=model, charset=charset,
-                           new_vr=self.settings.new_vr)
+                           new_vr=self.settings.new_vr, plan=plan)
         self._ready()
         batch = Batch(lambda: _SessionAssociation(self), rows, _remake(self.settings.new_vr),
                       plan=plan, dimse_timeout=self.settings.dimse_timeout)
@@ -580,7 +584,7 @@ class Peer:
                      level_keys=level_keys, retry=retry, retry_wait=retry_wait,
                      max_per_query=max_per_query, split_on=split_on)
         rows = _batch_rows(queries, keys, model=model, charset=charset,
-                           new_vr=self.settings.new_vr)
+                           new_vr=self.settings.new_vr, plan=plan)
         used = getattr(rows, "models", None)
         uids = list(used) if used else [m.sop_class_uid for m in _models().values()]
         items = negotiation_items(self.ext_neg)

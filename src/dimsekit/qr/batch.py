@@ -76,7 +76,8 @@ DEFAULT_LEVEL_KEYS = {
 }
 #: the date key a capped query is split on, by level (``split_on`` overrides)
 SPLIT_KEYS = {"PATIENT": "PatientBirthDate", "STUDY": "StudyDate", "SERIES": "SeriesDate",
-              "IMAGE": "ContentDate", None: "ScheduledProcedureStepStartDate"}
+              "IMAGE": "ContentDate",
+              None: "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate"}
 #: the range an empty or open date key stands for when it is split
 DATE_FLOOR = datetime.date(1850, 1, 1)
 DATE_CEILING = datetime.date(2199, 12, 31)
@@ -103,6 +104,8 @@ class Plan:
         """A usage error for a plan the query cannot follow."""
         if self.parallel < 1:
             raise UsageError("parallel: at least 1 association")
+        if self.max_per_query:
+            split_key(self.split_on or SPLIT_KEYS.get(level, "StudyDate"))
         if self.drill_down is None:
             return
         target = self.drill_down.upper()
@@ -501,13 +504,11 @@ class Batch(Iterator[Any]):
             try:
                 for ds, info in responses:
                     count += 1
-                    if seen is not None and unique is not None:
-                        value = ds.get(unique)
-                        if value is not None:
-                            value = str(getattr(value, "value", value))
-                            if value in seen:
-                                continue
-                            seen.add(value)
+                    if seen is not None:
+                        value = _identity(ds, unique)
+                        if value in seen:
+                            continue
+                        seen.add(value)
                     yield task, ds, info
             except IncompleteError as exc:
                 link.drop(abort=True)
@@ -552,27 +553,28 @@ class Batch(Iterator[Any]):
                ) -> Iterator[tuple[_Task, Any, Any]]:
         """``query`` hit the cap: send its two halves (recursively)."""
         key = self.plan.split_on or SPLIT_KEYS.get(task.level, "StudyDate")
+        path = split_key(key).path
         ds = query.identifier
         cap = self.plan.max_per_query or 0
         why = (f"{count} matches, the cap" if count >= cap
                else f"peer answered {final.text}")
-        halves = _halves(_date_range(ds.get(key)))
+        value = _value_at(ds, path)
+        halves = _halves(_date_range(value))
         if halves is None:
             self._failed(task.row, IncompleteError(
                 f"query {query.label}: {why}, and {key} "
-                f"{_show_range(ds.get(key))} cannot be split further; results may be "
+                f"{_show_range(value)} cannot be split further; results may be "
                 f"incomplete", received=count))
             return
         log.info("query %s: %s; splitting on %s: %s and %s", query.label, why, key,
                  halves[0], halves[1])
         import copy
 
+        from dimsekit.keys import apply_keys, parse_key
+
         for part in halves:
             part_ds = copy.deepcopy(ds)
-            try:
-                setattr(part_ds, key, part)
-            except Exception as exc:  # noqa: BLE001 - not a keyword pydicom knows
-                raise UsageError(f"cannot split on {key!r}: {exc}") from None
+            apply_keys(part_ds, [parse_key(f"{key}={part}")])
             label = f"{query.label} [{key}={part}]"
             part_query = self.make(label, part_ds, query.model)
             outcome: list[Any] = []
@@ -912,6 +914,53 @@ class _Ended(Exception):
 
 
 # -- dates ----------------------------------------------------------------------------
+
+
+def _identity(ds: Any, unique: str | None) -> str:
+    """What tells one match from another when a capped query's parts are
+    merged: the level's unique key, or the whole response (worklist, UPS)."""
+    if unique is not None:
+        value = ds.get(unique)
+        if value is not None:
+            return str(getattr(value, "value", value))
+    import hashlib
+
+    return hashlib.sha1(repr(sorted((e.tag, str(e.value)) for e in ds)).encode(),
+                        usedforsecurity=False).hexdigest()
+
+
+def split_key(text: str) -> Any:
+    """The KeyOverride of a date key to split on (UsageError unless it
+    names a DA element, at the top level or in a sequence item)."""
+    from pydicom.datadict import dictionary_VR
+
+    from dimsekit.keys import parse_key
+
+    try:
+        key = parse_key(text)
+    except UsageError as exc:
+        raise UsageError(f"--split-on: {exc.message}") from None
+    tag, index = key.path[-1]
+    try:
+        vr = dictionary_VR(tag)
+    except KeyError:
+        vr = None
+    if key.value is not None or index is not None or vr != "DA":
+        raise UsageError(f"--split-on {text!r}: a date key (VR DA, such as StudyDate) "
+                         f"is split, without a value")
+    return key
+
+
+def _value_at(ds: Any, path: Any) -> Any:
+    """The value at a ``-k`` path in ``ds`` (None if absent)."""
+    current = ds
+    for tag, index in path[:-1]:
+        elem = current.get(tag)
+        if elem is None or elem.VR != "SQ" or len(elem.value) <= (index or 0):
+            return None
+        current = elem.value[index or 0]
+    elem = current.get(path[-1][0])
+    return None if elem is None else elem.value
 
 
 def _level(query: Any) -> str | None:

@@ -132,7 +132,10 @@ class FindRequest:
 
             def prepare_row(row: Any, checked: bool = False) -> Any:
                 ds, applied = builder.identifier(row)
-                return prepare(row.label, ds, applied, checked, builder.check_encodable)
+                query = prepare(row.label, ds, applied, checked, builder.check_encodable)
+                if plan is not None and not checked:
+                    plan.check(query.model, _level(query), query.label)
+                return query
 
             rows = PreparedRows(batch_file.rows, prepare_row).check()
             if not rows.count:
