@@ -300,6 +300,22 @@ def versions(tools: Tools) -> dict[str, str]:
     return out
 
 
+def source_commit() -> str | None:
+    """The commit of the checkout this script is in (+ "-dirty" when src/ has
+    changes): an editable install runs whatever src/ holds at each run."""
+    repo = Path(__file__).resolve().parent.parent
+    git = shutil.which("git")
+    if not git or not (repo / ".git").exists():
+        return None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        head = subprocess.run([git, "-C", str(repo), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10, check=True)
+        dirty = subprocess.run([git, "-C", str(repo), "status", "--porcelain", "--", "src"],
+                               capture_output=True, text=True, timeout=10, check=False)
+        return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    return None
+
+
 def machine() -> dict[str, object]:
     cpu = "?"
     with contextlib.suppress(OSError):
@@ -1699,6 +1715,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             info["bytecode"] = byte_compile(tools)
             note(info["bytecode"])
         info["versions"] = versions(tools)
+        info["source_commit_start"] = source_commit()
         info["machine"] = machine()
         info["python_env"] = {k: os.environ[k] for k in PYTHON_ENV if os.environ.get(k)}
         info["loadavg_start"] = os.getloadavg()
@@ -1757,6 +1774,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if "6" in cases:
                     case6(tools, peer, runs, args.peers_nodelay, results, rows)
         info["loadavg_end"] = os.getloadavg()
+        info["source_commit_end"] = source_commit()
     except BenchError as exc:
         note(f"bench_find: {exc}")
         return 2
@@ -1779,6 +1797,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"tools: dimsekit {v.get('dimsekit')} (pynetdicom {v.get('pynetdicom')}, pydicom "
           f"{v.get('pydicom')}, Python {v.get('python')}); {v.get('dcmtk')}; "
           f"Orthanc {info.get('orthanc_version', '-')}")
+    if info.get("source_commit_start"):
+        start, end = info["source_commit_start"], info.get("source_commit_end")
+        print(f"source: {start}" + (f" at the start, {end} at the end (src/ changed during "
+                                    f"the run: figures mix versions)" if end != start else ""))
     if info.get("python_env"):
         print("python environment (passed on to the tools as it is): " + ", ".join(
             f"{k}={v}" for k, v in info["python_env"].items()))

@@ -152,7 +152,7 @@ def test_a_failing_row_is_reported_and_the_batch_goes_on(dimsekit, make_scp, tmp
     # the matches the peer sent before its failure status are kept
     assert [(r["row"], r["result"]) for r in rows] == [
         ("1", "match"), ("2", "match"), ("2", "failed"), ("3", "match")]
-    assert any(f"row 2 (line 3): peer answered 0xC000" in line
+    assert any("row 2 (line 3): peer answered 0xC000" in line
                for line in result.stderr_lines), result.stderr
     assert "1 failed" in summary(result)
     assert result.stderr_lines[-1] == "E: 1 of 3 rows failed (see the errors above)"
