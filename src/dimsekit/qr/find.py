@@ -138,7 +138,8 @@ class FindRun:
         self.delivered_now = 0
         #: the peer did not end a cancelled request: abort the association
         self.broken = False
-        self._encoded: dict[int, tuple[Any, bytes, Any, Query]] = {}
+        self._encoded: tuple[Any, bytes, Any, Query] | None = None
+        self._decoders: dict[int, Any] = {}
 
     def context_for(self, model: InformationModel) -> Any:
         for cx in self.assoc.accepted_contexts:
@@ -150,8 +151,11 @@ class FindRun:
         )
 
     def _prepared(self, query: Query) -> tuple[Any, bytes, Any]:
-        """(context, encoded identifier, decoder): once per query."""
-        prepared = self._encoded.get(id(query))
+        """(context, encoded identifier, decoder): once per query in a row
+        (``--repeat``); only the last query's is kept, so a batch of many
+        rows holds none of the rows before (the decoder is kept per
+        presentation context)."""
+        prepared = self._encoded
         if prepared is None or prepared[3] is not query:
             from pynetdicom.dsutils import encode
 
@@ -164,7 +168,10 @@ class FindRun:
             if identifier is None:
                 raise UsageError(f"query {query.label}: cannot encode the identifier "
                                  f"in {ts.name}")
-            prepared = self._encoded[id(query)] = (cx, identifier, decoder(ts), query)
+            decode = self._decoders.get(cx.context_id)
+            if decode is None:
+                decode = self._decoders[cx.context_id] = decoder(ts)
+            prepared = self._encoded = (cx, identifier, decode, query)
         return prepared[0], prepared[1], prepared[2]
 
     def unwritten(self, query: Query, number: int, problem: str) -> None:
