@@ -498,3 +498,19 @@ def test_split_on_must_name_a_date_key(dimsekit, scp, key):
     assert result.returncode == 2
     assert "--split-on" in result.stderr_lines[-1]
     assert scp.associations == []
+
+
+def test_the_row_element_moves_aside_for_a_vendors_private_group():
+    from pydicom import Dataset
+
+    from dimsekit.api import add_row_element
+    from dimsekit.qr.rows import drop_row_element
+
+    ds = Dataset()
+    ds.add_new(0x00090010, "LO", "GEMS_IDEN_01")
+    ds.add_new(0x00091001, "LO", "vendor")
+    add_row_element(ds, 5)
+    assert ds.private_block(0x0009, "DIMSEKIT")[0x10].value == 5
+    assert ds[0x00091001].value == "vendor"
+    drop_row_element(ds)
+    assert sorted(ds.keys()) == [0x00090010, 0x00091001]

@@ -137,6 +137,26 @@ def parse_key(text: str) -> KeyOverride:
         raise _usage(text, str(exc)) from None
 
 
+def with_value(key: KeyOverride, value: str | None) -> KeyOverride:
+    """``key`` (a parsed ``-k`` path, as a batch file's column names it)
+    with another value, checked as :func:`parse_key` checks it, without
+    parsing the path again."""
+    text = key.text.partition("=")[0].strip()
+    text = text if value is None else f"{text}={value}"
+    tag, index = key.path[-1]
+    vr = _dictionary_vr(tag)
+    name = _name(tag)
+    try:
+        if value and (vr == "SQ" or index is not None):
+            raise _KeyError(f"{name} is a sequence and takes no value "
+                            f"(set item contents with {name}[n].Keyword=value)")
+        if value and vr is not None:
+            _convert(_vr_candidates(vr, None), value, name)
+    except _KeyError as exc:
+        raise _usage(text, str(exc)) from None
+    return KeyOverride(text=text, path=key.path, value=value)
+
+
 def parse_keys(texts: Iterable[str]) -> list[KeyOverride]:
     """Parse several keys, in order; the first bad one raises UsageError."""
     return [parse_key(text) for text in texts]

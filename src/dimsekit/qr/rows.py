@@ -35,6 +35,8 @@ from dimsekit.errors import UsageError
 ROW_CREATOR = "DIMSEKIT"
 ROW_GROUP = 0x0009
 ROW_ELEMENT = 0x10  # (0009,xx10) within the block
+_ROW_CREATOR_TAG = 0x00090010
+_ROW_TAG = 0x00091010
 
 _SPOOL = 1 << 20
 _SPECIFIC_CHARACTER_SET = 0x00080005  # standard input kept in memory up to 1 MiB, then a file
@@ -108,7 +110,7 @@ class BatchFile:
                     stream.close()
 
     def _csv_rows(self, stream: IO[str]) -> Iterator[Row]:
-        from dimsekit.keys import parse_key
+        from dimsekit.keys import parse_key, with_value
 
         reader = csv.reader(stream)
         header = next(reader, None)
@@ -116,6 +118,7 @@ class BatchFile:
             raise UsageError(f"batch {self.name}: no header row naming the keys "
                              f"(e.g. PatientID,AccessionNumber)")
         columns = [h.strip() for h in header]
+        keys = []
         for i, col in enumerate(columns, 1):
             if not col:
                 raise UsageError(f"batch {self.name}: column {i} of the header is empty")
@@ -123,7 +126,7 @@ class BatchFile:
                 raise UsageError(f"batch {self.name}: header column {col!r}: a column "
                                  f"names a key; its values are in the rows below")
             try:
-                parse_key(col)
+                keys.append(parse_key(col))
             except UsageError as exc:
                 raise UsageError(f"batch {self.name}: header column {col!r}: "
                                  f"{exc.message}") from None
@@ -137,14 +140,14 @@ class BatchFile:
             label = f"{self.name} row {number} (line {line})"
             if len(cells) != width:
                 raise UsageError(f"batch {label}: {len(cells)} cells for {width} columns")
-            keys = []
-            for col, value in zip(columns, cells, strict=True):
+            row_keys = []
+            for col, key, value in zip(columns, keys, cells, strict=True):
                 try:
-                    keys.append(parse_key(f"{col}={value}" if value else col))
+                    row_keys.append(with_value(key, value or None))
                 except UsageError as exc:
                     raise UsageError(f"batch {label}, column {col!r}: {exc.message}") \
                         from None
-            yield Row(number, label, keys=keys)
+            yield Row(number, label, keys=row_keys)
         self.count = number
 
     def _json_rows(self, stream: IO[str], *, array: bool) -> Iterator[Row]:
@@ -209,9 +212,14 @@ def drop_row_element(ds: Any) -> None:
 
 def add_row_element(ds: Any, row: int) -> None:
     """Tie a response to its batch row: (0009,0010) LO "DIMSEKIT",
-    (0009,1010) IS row number (docs/scripting.md)."""
-    block = ds.private_block(ROW_GROUP, ROW_CREATOR, create=True)
-    block.add_new(ROW_ELEMENT, "IS", str(row))
+    (0009,1010) IS row number (docs/output.md); in the next free block of
+    group 0009 when the peer's response uses (0009,0010) already."""
+    if any(tag >> 16 == ROW_GROUP for tag in ds.keys()):  # noqa: SIM118 - tags
+        block = ds.private_block(ROW_GROUP, ROW_CREATOR, create=True)
+        block.add_new(ROW_ELEMENT, "IS", str(row))
+        return
+    ds.add_new(_ROW_CREATOR_TAG, "LO", ROW_CREATOR)
+    ds.add_new(_ROW_TAG, "IS", str(row))
 
 
 def _peek(stream: IO[str]) -> str:
