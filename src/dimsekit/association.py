@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -125,6 +124,8 @@ def _on_conn_open(event: Any, observed: _Observed) -> None:
     observed.guard = SocketGuard.of(event.assoc)
     # pynetdicom never sets TCP_NODELAY: without it every small PDU waits
     # for the peer's delayed ACK (~40 ms a query)
+    import socket
+
     sock = event.assoc.dul.socket.socket
     with contextlib.suppress(OSError, AttributeError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -291,6 +292,14 @@ def _resolve(peer: str, port: int) -> str | tuple[str, int, int]:
     Resolved here because pynetdicom 3.0.0 to 3.0.2 hand the name to the
     socket: an unknown name is then only a logged connect error, and a name
     without a dot gets an IPv6 socket, which cannot reach an IPv4-only host."""
+    import socket  # not at import: `dimsekit --help` does without it
+
+    try:  # an IPv4 address as getaddrinfo would give it back: no look-up (whose
+        # idna codec alone costs ~2 ms of start-up)
+        if socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, peer)) == peer:
+            return peer
+    except (OSError, ValueError, TypeError):
+        pass
     try:
         infos = socket.getaddrinfo(peer, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
@@ -337,6 +346,8 @@ def open_association(
     negotiation items (e.g. ``SOPClassExtendedNegotiation``);
     ``evt_handlers`` extra ``(event, handler[, args])`` bindings.
     """
+    import socket
+
     from pynetdicom import AE, evt
 
     address = _resolve(settings.peer, settings.port)

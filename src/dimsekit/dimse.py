@@ -409,7 +409,9 @@ class _Reassembler:
             self._command.append(pdv[1:])
             if not header & 2:
                 return None
-            command = parse_command_set(b"".join(self._command))
+            fragments = self._command
+            command = parse_command_set(bytes(fragments[0]) if len(fragments) == 1
+                                        else b"".join(fragments))
             self._command, self._size = [], 0
             data_set_type = command.get(COMMAND_DATA_SET_TYPE, b"")
             if COMMAND_FIELD not in command or len(data_set_type) != 2:
@@ -424,7 +426,10 @@ class _Reassembler:
         self._dataset.append(pdv[1:])
         if not header & 2:
             return None
-        message = Message(context_id, self._command_set, b"".join(self._dataset))
+        fragments = self._dataset
+        message = Message(context_id, self._command_set,
+                          bytes(fragments[0]) if len(fragments) == 1
+                          else b"".join(fragments))
         self._command_set, self._dataset, self._size = None, [], 0
         self._context_id = None
         return message

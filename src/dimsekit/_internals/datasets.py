@@ -15,7 +15,7 @@ from dimsekit.qr.strict import (
 )
 
 
-def element_splitter(implicit: bool):
+def element_splitter(implicit: bool, sequences: bool = False):
     """``split(data) -> {tag: RawDataElement} | None``: what pydicom's
     ``data_element_generator`` yields for a little endian identifier whose
     elements all have a defined length (the usual C-FIND response), at
@@ -26,6 +26,12 @@ def element_splitter(implicit: bool):
     Values that :func:`~dimsekit.qr.strict.check_structure` refuses (a binary value that is not a
     whole number of values, IS/DS text that is not a number) and sequences
     give None too: the strict check then says what is wrong.
+
+    ``sequences``: a sequence's items are looked over by
+    :func:`sequence_checker` first (explicit VR), which passes only what the
+    strict check passes, at a third of its cost, and leaves the items it
+    split for ``dump`` (:func:`item_splitter`); what it does not pass, the
+    strict check decides.
     """
     import struct
 
@@ -44,6 +50,7 @@ def element_splitter(implicit: bool):
     numbers = NUMBER_PATTERNS
     watched = frozenset({"SQ", *sizes, *numbers})
     implicit_vrs: dict[int, str | None] = {}  # tag -> watched dictionary VR
+    quick_check = sequence_checker(implicit) if sequences else None
 
     def split(data: bytes) -> dict | None:
         elements = {}
@@ -82,7 +89,9 @@ def element_splitter(implicit: bool):
             else:
                 known = vr
             if known in watched:
-                if known == "SQ" and length:  # its items looked over, the element kept raw
+                if known == "SQ" and length and (quick_check is None
+                                                 or quick_check(value) is None):
+                    # its items looked over, the element kept raw
                     try:
                         check_structure(value, implicit, True, ordered=False,
                                         sequence=True)
@@ -104,6 +113,94 @@ def element_splitter(implicit: bool):
 
 
 _UNSEEN = object()
+#: (value, implicit, items) of the sequence :func:`sequence_checker` split
+#: last: ``dump`` formats that response next and takes the items from here
+_LAST_ITEMS: list[Any] = [None, None, None]
+
+
+def sequence_checker(implicit: bool):
+    """``check(value) -> items | None``: the items of a sequence value
+    (as :func:`item_splitter` gives them) when the strict look-over
+    (``check_structure(value, implicit, True, ordered=False,
+    sequence=True)``) would pass it; None when it might not, and then it is
+    the strict check's to decide.  Explicit VR only (implicit: always None).
+
+    What it passes, the strict check passes: items of defined length that
+    fill the value; in each, elements :func:`element_splitter` takes (known
+    VRs, whole binary values, IS/DS numbers, values within the item), none
+    lost to a repeated tag (their encoded sizes add up to the item's),
+    none of a group the strict check refuses (0000, 0002, odd groups up to
+    0007, FFFF) and no sequence nested in them (whose nesting depth the
+    strict check counts).  ``tests/test_perf_equivalence.py`` holds it to
+    ``check_structure`` over thousands of generated and mangled sequences.
+    """
+    if implicit:
+        return lambda value: None
+    from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, STANDARD_VR
+
+    items = item_splitter(False)
+    long_vrs = frozenset(EXPLICIT_VR_LENGTH_32)
+    standard = frozenset(STANDARD_VR)
+
+    def check(value: bytes) -> list[dict] | None:
+        found = items(value)
+        if found is None:
+            return None
+        size = 0
+        for elements in found:
+            size += 8  # the item's tag and length
+            for tag, elem in elements.items():
+                group = tag >> 16
+                vr = elem.VR
+                if (group in (0x0000, 0x0002, 0xFFFF) or (group & 1 and group <= 7)
+                        or vr == "SQ" or vr not in standard):
+                    return None
+                size += (12 if vr in long_vrs else 8) + elem.length
+        if size != len(value):  # an element lost to a repeated tag
+            return None
+        _LAST_ITEMS[:] = (value, False, found)
+        return found
+
+    return check
+
+
+def item_splitter(implicit: bool):
+    """``items(value) -> [{tag: RawDataElement}, ...] | None``: the items
+    of a little endian, defined-length sequence value as pydicom's
+    sequence reader makes them (each item's raw elements, what
+    :func:`element_splitter` gives), without building a Dataset per item;
+    None when an item has an undefined length or is not what
+    :func:`element_splitter` takes (then it is pydicom's to read).
+    ``tests/test_perf_equivalence.py`` holds it to pydicom's result."""
+    import struct
+
+    split = element_splitter(implicit)
+    head = struct.Struct("<HHL").unpack_from
+
+    def items(value: bytes | None) -> list[dict] | None:
+        out: list[dict] = []
+        if not value:  # an empty sequence (implicit VR: None)
+            return out
+        seen = _LAST_ITEMS
+        if seen[0] is value and seen[1] == implicit:  # just split (its value kept alive)
+            return seen[2]
+        pos, end = 0, len(value)
+        while pos < end:
+            if end - pos < 8:
+                return None
+            group, elem, length = head(value, pos)
+            pos += 8
+            if group != 0xFFFE or elem != 0xE000 or length == 0xFFFFFFFF \
+                    or pos + length > end:
+                return None
+            elements = split(value[pos:pos + length])
+            if elements is None:
+                return None
+            out.append(elements)
+            pos += length
+        return out
+
+    return items
 
 
 def dataset_maker(implicit: bool, little: bool):

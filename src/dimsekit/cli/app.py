@@ -9,7 +9,6 @@ script: argv pre-processing, plugin loading, exit codes, one-line errors.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -76,6 +75,8 @@ def _plugins_command(host: Host) -> click.Command:
         """List the installed plugins: name, version, hooks, status."""
         rows = [info.as_dict() for info in host.plugins.values()]
         if as_json:
+            import json
+
             click.echo(json.dumps(rows, indent=2))
             return
         for row in rows:

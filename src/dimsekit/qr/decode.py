@@ -75,7 +75,7 @@ def decoder(transfer_syntax: Any) -> Decoder:
         return pure_decoder(implicit, little, deflated)
     from dimsekit._internals.datasets import dataset_maker, element_splitter
 
-    split = element_splitter(implicit) if little else None
+    split = element_splitter(implicit, sequences=True) if little else None
     make = dataset_maker(implicit, little)
     encodings: dict[Any, Any] = {None: default_encoding}
 

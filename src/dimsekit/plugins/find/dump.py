@@ -593,10 +593,68 @@ def _pixel_representation(elements: dict, little: bool) -> int | None:
         return None
 
 
+class _NeedsDataset(Exception):
+    """An item split by :func:`_raw_sequence` holds what only pydicom reads:
+    the sequence is formatted from pydicom's parse instead."""
+
+
+@functools.cache
+def _item_splitter(implicit: bool) -> Any:
+    """The fast path's sequence item splitter (None: pydicom parses every
+    sequence): :func:`dimsekit._internals.datasets.item_splitter`."""
+    from dimsekit._internals import fast_path
+
+    if not fast_path():
+        return None
+    from dimsekit._internals.datasets import item_splitter
+
+    return item_splitter(implicit)
+
+
+def _raw_sequence(out: list[str], level: int, head: str, name: str, elem: Any,
+                  implicit: bool, little: bool, charset: tuple[str, ...] | None) -> int | None:
+    """A raw, defined-length, little endian sequence of explicit-length
+    items formatted from its bytes, as :func:`_format_sequence` formats
+    pydicom's parse of it (without converting the element); None: the
+    sequence is not that, pydicom is to parse it."""
+    split = _item_splitter(bool(elem.is_implicit_VR))
+    items = split(elem.value) if split is not None else None
+    if items is None:
+        return None
+    indent = "  " * level
+    item_indent = indent + "  "
+    lines: list[str] = []
+    try:
+        for elements in items:
+            item_lines: list[str] = []
+            item_length = _format_elements(elements, None, level + 2, item_lines, implicit,
+                                           little, charset)
+            _line(lines, item_indent, "(fffe,e000) ", "na",
+                  f"(Item with explicit length #={len(elements)})", item_length, 1, "Item")
+            lines.extend(item_lines)
+            _line(lines, item_indent, "(fffe,e00d) ", "na",
+                  "(ItemDelimitationItem for re-encoding)", 0, 0, "ItemDelimitationItem")
+    except _NeedsDataset:
+        return None
+    _line(out, indent, head, "SQ", f"(Sequence with explicit length #={len(items)})",
+          elem.length, 1, name)
+    out.extend(lines)
+    _line(out, indent, "(fffe,e0dd) ", "na", "(SequenceDelimitationItem for re-encod.)",
+          0, 0, "SequenceDelimitationItem")
+    return (8 if implicit else 12) + elem.length
+
+
 def _format_items(ds: Any, level: int, out: list[str], implicit: bool,
                   little: bool, charset: tuple[str, ...] | None) -> int:
     """Append the lines of `ds` to `out`; return its encoded length."""
-    elements = _elements(ds)
+    return _format_elements(_elements(ds), ds, level, out, implicit, little, charset)
+
+
+def _format_elements(elements: dict, ds: Any, level: int, out: list[str], implicit: bool,
+                     little: bool, charset: tuple[str, ...] | None) -> int:
+    """:func:`_format_items` for ``elements`` (``ds``'s, or an item's that
+    :func:`_raw_sequence` split: ``ds`` None, and what needs pydicom's
+    parse raises :class:`_NeedsDataset`)."""
     cs_elem = elements.get(0x00080005)
     if cs_elem is not None:
         charset = _charset_terms(cs_elem)
@@ -637,8 +695,18 @@ def _format_items(ds: Any, level: int, out: list[str], implicit: bool,
                 total += (8 if e_implicit or vr not in _LONG_HEADER_VRS else 12) + elem.length
                 continue
             raw_length = elem.length if elem.length != _UNDEFINED else None
+            if vr == "SQ" and raw_length is not None and e_little:
+                sq_length = _raw_sequence(out, level, head, name, elem, implicit, little,
+                                          charset)
+                if sq_length is not None:
+                    total += sq_length
+                    continue
+            if ds is None:
+                raise _NeedsDataset
             elem = ds[tag]  # let pydicom parse the sequence
         else:
+            if ds is None:
+                raise _NeedsDataset
             if elem.__class__ is RawDataElement:  # deferred value
                 elem = ds[tag]
             raw_length = None

@@ -1,0 +1,374 @@
+"""The fast paths of issue 12 give what the libraries themselves give.
+
+* requests encoded by ``dimsekit._internals.exchange.encode_request`` are
+  byte for byte the P-DATA-TF PDUs pynetdicom's ``send_msg`` sends;
+* sequence items split by ``dimsekit._internals.datasets.item_splitter``
+  are the raw elements pydicom's sequence reader gives, and ``dump``
+  formats a sequence from them as it formats pydicom's parse;
+* ``dimsekit.cli.host.entry_points`` lists what
+  ``importlib.metadata.entry_points`` lists.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from io import BytesIO
+
+import pytest
+from identifiers import CHARSETS, TAGS, VRS, element, encode, identifier, item, mangle
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from dimsekit._internals.datasets import item_splitter, sequence_checker
+from dimsekit._internals.exchange import encode_request
+from dimsekit.cli import host as host_mod
+from dimsekit.plugins.find import dump
+from dimsekit.qr.decode import decoder
+from dimsekit.qr.strict import NotDicom, check_structure
+
+pytestmark = pytest.mark.filterwarnings("ignore:Unknown encoding:UserWarning")
+
+
+# -- requests ------------------------------------------------------------------------
+
+
+def pynetdicom_pdus(primitive, context_id: int, max_pdu: int) -> bytes:
+    """What ``DIMSEServiceProvider.send_msg`` hands the DUL, as encoded PDUs."""
+    from pynetdicom.dimse_messages import C_CANCEL_RQ, C_FIND_RQ
+    from pynetdicom.pdu import P_DATA_TF
+
+    message = (C_CANCEL_RQ if type(primitive).__name__ == "C_CANCEL" else C_FIND_RQ)()
+    message.primitive_to_message(primitive)
+    out = b""
+    for p_data in message.encode_msg(context_id, max_pdu):
+        pdu = P_DATA_TF()
+        pdu.from_primitive(p_data)
+        out += pdu.encode()
+    return out
+
+
+UIDS = ["1.2.840.10008.5.1.4.31", "1.2.840.10008.5.1.4.1.2.2.1",
+        "1.2.840.10008.5.1.4.1.2.1.1", "1.2.3", "1.2.34"]
+
+
+def test_find_requests_are_encoded_as_pynetdicom_encodes_them():
+    from pynetdicom.dimse_primitives import C_FIND
+
+    rng = random.Random(12)
+    for n in range(400):
+        primitive = C_FIND()
+        primitive.MessageID = rng.choice([1, 2, 255, 256, 65535, rng.randrange(65536)])
+        primitive.AffectedSOPClassUID = rng.choice(UIDS)
+        primitive.Priority = rng.choice([0, 1, 2])
+        size = rng.choice([1, 2, 17, 100, 1000, 5000])
+        primitive.Identifier = BytesIO(bytes(rng.randrange(256) for _ in range(size)))
+        context_id = rng.choice([1, 3, 127, 255])
+        max_pdu = rng.choice([0, 8, 9, 20, 64, 97, 1000, 16382, 1 << 20])
+        ours = encode_request(primitive, context_id, max_pdu)
+        assert ours == pynetdicom_pdus(primitive, context_id, max_pdu), n
+
+
+def test_cancel_requests_are_encoded_as_pynetdicom_encodes_them():
+    from pynetdicom.dimse_primitives import C_CANCEL
+
+    for msg_id in (1, 7, 300, 65535):
+        for max_pdu in (0, 8, 13, 16382):
+            primitive = C_CANCEL()
+            primitive.MessageIDBeingRespondedTo = msg_id
+            assert encode_request(primitive, 5, max_pdu) == pynetdicom_pdus(primitive, 5,
+                                                                            max_pdu)
+
+
+def test_what_the_encoder_does_not_take_is_left_to_pynetdicom():
+    from pynetdicom.dimse_primitives import C_ECHO, C_FIND
+
+    echo = C_ECHO()
+    echo.MessageID = 1
+    echo.AffectedSOPClassUID = "1.2.840.10008.1.1"
+    assert encode_request(echo, 1, 16382) is None
+    empty = C_FIND()
+    empty.MessageID = 1
+    empty.AffectedSOPClassUID = UIDS[0]
+    empty.Identifier = BytesIO(b"")
+    assert encode_request(empty, 1, 16382) is None
+    empty.Identifier = BytesIO(b"\x08\x00\x52\x00\x00\x00\x00\x00")
+    assert encode_request(empty, 1, 7) is None  # pynetdicom's own error
+
+
+# -- sequence items -------------------------------------------------------------------
+
+
+def pydicom_items(ds, tag):
+    """The raw elements of each item pydicom's reader makes of ``tag``."""
+    return [_placeless(item_ds._dict) for item_ds in ds[tag].value]
+
+
+def _placeless(elements: dict) -> dict:
+    """Raw elements without ``value_tell`` (where in the stream a value
+    was: pydicom counts from the start of the identifier, the splitter from
+    the start of the item; nothing reads it)."""
+    return {tag: elem._replace(value_tell=0) for tag, elem in elements.items()}
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["explicit", "implicit"])
+def test_items_split_as_pydicom_reads_them(implicit):
+    rng = random.Random(1212)
+    syntax = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    decode = decoder(syntax)
+    split = item_splitter(implicit)
+    taken = 0
+    for n in range(2000):
+        data = identifier(rng, implicit, sequences=True)
+        if n % 5 == 0:
+            data = mangle(rng, data)
+        ds = decode(data)
+        if ds is None:
+            continue
+        for tag, elem in list(ds._dict.items()):
+            if type(elem).__name__ != "RawDataElement" or elem.length == 0xFFFFFFFF:
+                continue
+            if not (elem.VR == "SQ" or (implicit and tag in dump._TAG_CACHE
+                                        and dump._TAG_CACHE[tag][2] == "SQ")
+                    or (implicit and elem.VR is None and _dictionary_vr(tag) == "SQ")):
+                continue
+            ours = split(elem.value)
+            copy = decode(data)
+            if ours is None:
+                continue
+            taken += 1
+            assert [_placeless(elements) for elements in ours] == pydicom_items(copy, tag), data
+    assert taken > 100
+
+
+def _dictionary_vr(tag: int) -> str | None:
+    from pydicom.datadict import DicomDictionary
+
+    entry = DicomDictionary.get(tag)
+    return entry[0] if entry else None
+
+
+def test_undefined_length_items_are_left_to_pydicom():
+    body = encode([(0x00080060, "CS", b"MR")], False, True)
+    assert item_splitter(False)(item(body, undefined=False)) is not None
+    assert item_splitter(False)(item(body, undefined=True)) is None
+    assert item_splitter(False)(b"\xfe\xff\x00\xe0\x10\x00\x00\x00") is None  # past the end
+
+
+def _hazardous_item_body(rng: random.Random) -> bytes:
+    """An item's elements, now and then with what the strict check refuses
+    and the splitter might take: a refused group, a repeated tag, a nested
+    sequence, a bad VR, an odd binary length."""
+    codec = CHARSETS[rng.choice(list(CHARSETS))]
+    elements = []
+    for vr in rng.sample(VRS, rng.randint(0, 6)):
+        if len(vr) == 2 and vr not in ("OB", "OW", "ox"):
+            elements.append((rng.choice(TAGS[vr]), vr, element(rng, vr, codec)))
+    hazard = rng.random()
+    if hazard < 0.1:
+        elements.append((rng.choice([0x00000010, 0x00020010, 0x00031010, 0x00071000,
+                                     0xFFFF0010]), "LO", b"AB"))
+    body = encode(elements, False, True)
+    if 0.1 <= hazard < 0.2 and elements:  # the first element again, right after it
+        first = encode(elements[:1], False, True)
+        body = first + first + body[len(first):] if body.startswith(first) else body + body
+    if 0.2 <= hazard < 0.3:
+        inner = item(encode([(0x00080060, "CS", b"MR")], False, True), rng.random() < 0.5)
+        body += encode([(0x00400100, "SQ", inner)], False, True)
+    if 0.3 <= hazard < 0.35:
+        body += b"\x10\x00\x10\x00QQ\x02\x00ab"
+    if 0.35 <= hazard < 0.4:
+        body += encode([(0x00280010, "US", b"\x01\x02\x03")], False, True)[:-1]
+    return body
+
+
+def test_the_quick_sequence_check_passes_only_what_the_strict_check_passes():
+    rng = random.Random(2024)
+    check = sequence_checker(False)
+    passed = refused = 0
+    for n in range(6000):
+        value = b"".join(item(_hazardous_item_body(rng), rng.random() < 0.1)
+                         for _ in range(rng.randint(0, 3)))
+        if n % 4 == 0 and value:
+            value = mangle(rng, value)
+        if not value:
+            continue
+        try:
+            check_structure(value, False, True, ordered=False, sequence=True)
+            strict = True
+        except NotDicom:
+            strict = False
+        quick = check(value)
+        if quick is not None:
+            assert strict, value
+            passed += 1
+            assert quick == item_splitter(False)(bytes(value))
+        refused += not strict
+    assert passed > 500 and refused > 500
+    assert sequence_checker(True)(b"\xfe\xff\x00\xe0\x00\x00\x00\x00") is None
+
+
+@pytest.fixture
+def pydicom_sequences(monkeypatch):
+    """dump with every sequence parsed by pydicom (the pure path's way)."""
+
+    def use_pydicom():
+        dump._item_splitter.cache_clear()
+        monkeypatch.setattr("dimsekit._internals.fast_path", lambda: False)
+
+    yield use_pydicom
+    dump._item_splitter.cache_clear()
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["explicit", "implicit"])
+def test_dump_of_sequences_is_the_same_from_raw_items(implicit, pydicom_sequences):
+    rng = random.Random(4321)
+    syntax = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    decode = decoder(syntax)
+    samples = []
+    for n in range(1500):
+        data = identifier(rng, implicit, sequences=True)
+        if n % 7 == 0:
+            data = mangle(rng, data)
+        ds = decode(data)
+        if ds is not None:
+            samples.append((data, dump.format_dataset(ds)))
+    assert sum("(Sequence with" in text for _, text in samples) > 100
+    pydicom_sequences()
+    for data, fast in samples:
+        assert dump.format_dataset(decode(data)) == fast, data
+
+
+# -- entry points ---------------------------------------------------------------------
+
+
+def _metadata_entry_points(group):
+    from importlib.metadata import entry_points
+
+    return [(ep.name, ep.value, ep.group, str(ep.dist._path)) for ep in
+            entry_points(group=group)]
+
+
+def _ours(group):
+    found = host_mod._read_entry_points(group)
+    assert found is not None
+    return [(ep.name, ep.value, ep.group, str(ep.dist._path)) for ep in found]
+
+
+def _dist(root, folder, name, text):
+    info = root / folder
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    if text is not None:
+        (info / "entry_points.txt").write_text(text)
+
+
+@pytest.mark.parametrize("group", ["dimsekit", "console_scripts", "pytest11"])
+def test_entry_points_are_what_importlib_metadata_lists(group):
+    assert _ours(group) == _metadata_entry_points(group)
+
+
+def test_entry_points_of_odd_distributions(tmp_path, monkeypatch):
+    import importlib
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    _dist(first, "Zeta_Plug-1.0.dist-info", "Zeta_Plug",
+          "# a comment\n[console_scripts]\nz = zeta:main\n\n[dimsekit]\n"
+          "  zeta  =  zeta.plugin : hooks [extra]\n; not a comment = in 3.11\n")
+    _dist(first, "alpha.plug-2.0.dist-info", "alpha.plug", "[dimsekit]\nalpha=alpha_mod\n")
+    _dist(first, "alpha_plug-1.0.egg-info", "alpha_plug", "[dimsekit]\nshadowed=x\n")
+    _dist(first, "noentries-1.0.dist-info", "noentries", None)
+    (first / "old-1.0.egg-info").write_text("Name: old\n")  # a PKG-INFO style file
+    _dist(second, "zeta_plug-3.0.dist-info", "zeta_plug", "[dimsekit]\nshadowed=y\n")
+    _dist(second, "beta-1.0.dist-info", "beta", "[dimsekit]\nbeta = beta_mod:plugin\n")
+    monkeypatch.setattr(sys, "path", [str(first), "", str(tmp_path / "missing"),
+                                      str(second), *sys.path])
+    monkeypatch.chdir(tmp_path)
+    importlib.invalidate_caches()
+    for group in ("dimsekit", "console_scripts"):
+        assert _ours(group) == _metadata_entry_points(group)
+    (beta,) = [ep for ep in host_mod.entry_points("dimsekit") if ep.name == "beta"]
+    assert (beta.dist.name, beta.dist.version) == ("beta", "1.0")
+
+
+def test_entry_points_go_to_importlib_metadata_when_unsure(tmp_path, monkeypatch):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    _dist(bad, "bad-1.0.dist-info", "bad", "[dimsekit]\nno equals sign\n")
+    monkeypatch.setattr(sys, "path", [str(bad), *sys.path])
+    assert host_mod._read_entry_points("dimsekit") is None
+    zipped = tmp_path / "plugins.zip"
+    zipped.write_bytes(b"PK\x05\x06" + bytes(18))
+    monkeypatch.setattr(sys, "path", [str(zipped), *sys.path[1:]])
+    assert host_mod._read_entry_points("dimsekit") is None
+    monkeypatch.setattr(sys, "path", sys.path[1:])
+
+    class Finder:
+        @staticmethod
+        def find_distributions(context=None):
+            return iter(())
+
+    monkeypatch.setattr(sys, "meta_path", [Finder, *sys.meta_path])
+    assert host_mod._read_entry_points("dimsekit") is None
+    assert [ep.name for ep in host_mod.entry_points("dimsekit")] == [
+        name for name, *_ in _metadata_entry_points("dimsekit")]
+
+
+# -- the request's route over a real association -------------------------------------
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("bound", [False, True], ids=["direct", "sent-handler"])
+def test_requests_go_direct_unless_something_watches_what_is_sent(make_scp, bound,
+                                                                  monkeypatch):
+    """Without a "sent" handler the calling thread writes each C-FIND
+    itself; with one bound (a script's), pynetdicom sends it and the handler
+    sees it.  The peer answers alike either way, query after query."""
+    from pydicom.dataset import Dataset
+    from pynetdicom import AE, _config, evt
+    from pynetdicom.dimse_primitives import C_FIND
+    from pynetdicom.dsutils import encode as encode_dataset
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as MODEL
+
+    from dimsekit._internals import fast_path
+    from dimsekit.dimse import Exchange
+
+    monkeypatch.setattr(_config, "LOG_HANDLER_LEVEL", "none")
+    scp = make_scp(repeat_matches=3)
+    seen: list[str] = []
+    handlers = [(evt.EVT_DIMSE_SENT, lambda event: seen.append(
+        type(event.message).__name__))] if bound else []
+    ae = AE()
+    ae.add_requested_context(MODEL)
+    assoc = ae.associate("127.0.0.1", scp.port, ae_title=scp.ae_title,
+                         evt_handlers=handlers)
+    assert assoc.is_established
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    identifier.PatientName = ""
+    statuses = []
+    try:
+        with Exchange(assoc) as exchange:
+            assert getattr(exchange, "_direct", False) is (fast_path() and not bound)
+            for msg_id in (1, 2):
+                request = C_FIND()
+                request.MessageID = msg_id
+                request.AffectedSOPClassUID = MODEL
+                request.Priority = 2
+                request.Identifier = BytesIO(encode_dataset(identifier, True, True))
+                exchange.send(request, assoc.accepted_contexts[0].context_id)
+                while True:
+                    message = exchange.receive()
+                    assert message is not None, exchange.failure
+                    assert message.message_id_being_responded_to == msg_id
+                    statuses.append(message.status)
+                    if message.status not in (0xFF00, 0xFF01):
+                        break
+        assoc.release()
+    finally:
+        if assoc.is_established:
+            assoc.abort()
+    pending = [s for s in statuses if s in (0xFF00, 0xFF01)]
+    assert statuses[-1] == 0x0000 and len(pending) == len(statuses) - 2 > 0
+    assert seen == (["C_FIND_RQ", "C_FIND_RQ"] if bound else [])
