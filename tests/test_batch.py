@@ -121,6 +121,15 @@ def test_another_runs_ndjson_output_is_a_batch(dimsekit, scp, tmp_path):
     assert third.returncode == 0, third.stderr
     assert all(0x00091010 not in r.identifier and 0x00090010 not in r.identifier
                for r in scp.requests[-len(PATIENTS):])
+    # the next level comes from -k, not from the rows (another run's level);
+    # what only a response says (where to retrieve from) is no key
+    fourth = find(dimsekit, scp.port, "--batch", tmp_path / "patients.ndjson", "-k",
+                  "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID=", "--format", "csv")
+    assert fourth.returncode == 0, fourth.stderr
+    sent = [r.identifier for r in scp.requests[-len(PATIENTS):]]
+    assert {str(i.QueryRetrieveLevel) for i in sent} == {"STUDY"}
+    assert not any("RetrieveAETitle" in i for i in sent)
+    assert len(csv_rows(fourth.stdout)) == len(SAMPLE_STUDIES)
 
 
 @pytest.mark.parametrize("content, message", [
@@ -514,3 +523,89 @@ def test_the_row_element_moves_aside_for_a_vendors_private_group():
     assert ds[0x00091001].value == "vendor"
     drop_row_element(ds)
     assert sorted(ds.keys()) == [0x00090010, 0x00091001]
+
+
+def test_every_row_has_a_line_when_the_association_cannot_be_had(dimsekit, tmp_path):
+    port = free_port()
+    ids = write_csv(tmp_path / "ids.csv", "PatientID", *PATIENTS[:3])
+    result = find(dimsekit, port, "--batch", ids, "-k", "QueryRetrieveLevel=PATIENT",
+                  "--retry", "1", "--retry-wait", "0", "--format", "csv")
+    assert result.returncode == 3
+    assert [(r["row"], r["result"]) for r in csv_rows(result.stdout)] == [
+        ("1", "failed"), ("2", "not-sent"), ("3", "not-sent")]
+    assert summary(result).startswith("I: batch: 3 rows, 0 matches, 0 with none, 1 failed, "
+                                      "2 not sent")
+    errors = [line for line in result.stderr_lines if line.startswith("E: ")]
+    assert len(errors) == 1 and "cannot connect" in errors[0]
+
+
+def test_parallel_rows_in_flight_are_kept_when_the_peer_goes_away(dimsekit, make_scp,
+                                                                   tmp_path):
+    scp = make_scp(response_delay=0.05)
+    ids = write_csv(tmp_path / "ids.csv", "PatientID", *(PATIENTS * 10))
+
+    def stop_peer_soon() -> None:
+        time.sleep(0.8)
+        scp.reject = (1, 1, 3)  # new associations refused from now on
+        scp.queries_per_association = 0  # and the open ones aborted
+
+    thread = threading.Thread(target=stop_peer_soon)
+    thread.start()
+    result = find(dimsekit, scp.port, "--batch", ids, "-k", "QueryRetrieveLevel=PATIENT",
+                  "--parallel", "2", "--format", "csv")
+    thread.join()
+    assert result.returncode == 3, result.stderr
+    rows = csv_rows(result.stdout)
+    per_row = {}
+    for r in rows:
+        per_row.setdefault(r["row"], []).append(r["result"])
+    assert list(per_row) == [str(n) for n in range(1, len(PATIENTS) * 10 + 1)]
+    assert "not-sent" in per_row[str(len(PATIENTS) * 10)]
+
+
+def test_a_single_day_at_the_cap_that_the_peer_ended_well_is_complete(dimsekit, scp):
+    study = SAMPLE_STUDIES[0]
+    result = find(dimsekit, scp.port, *STUDY_KEYS, "-k", f"StudyDate={study.study_date}",
+                  "--max-per-query", "1", "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    assert len(csv_rows(result.stdout)) == 1
+    assert any("cannot be split further; the peer ended it with Success" in line
+               for line in result.stderr_lines)
+
+
+def test_library_find_many_prints_nothing_of_its_own(tmp_path):
+    import subprocess
+    import sys
+
+    port = free_port()
+    code = ("import dimsekit\n"
+            f"b = dimsekit.Peer('127.0.0.1', {port}).find_many([{{'PatientID': 'X'}}],"
+            " retry=1, retry_wait=0)\n"
+            "try:\n    list(b)\nexcept dimsekit.AssociationError as e:\n"
+            "    print('exit', e.exit_code, b.summary.not_sent)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stderr == ""
+    assert out.stdout == "exit 3 0\n"
+
+
+def test_semicolons_and_spaces_in_a_spreadsheet_csv(dimsekit, scp, tmp_path):
+    batch = tmp_path / "excel.csv"
+    batch.write_text(f"PatientID; PatientName\r\n {PATIENTS[0]} ;\r\n", encoding="utf-8-sig")
+    result = find(dimsekit, scp.port, "--batch", batch, "-k", "QueryRetrieveLevel=PATIENT",
+                  "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    assert scp.requests[0].identifier.PatientID == PATIENTS[0]
+    assert [r["PatientID"] for r in csv_rows(result.stdout)] == [PATIENTS[0]]
+
+
+def test_a_split_row_ends_with_success(scp):
+    import dimsekit
+
+    pacs = dimsekit.Peer("127.0.0.1", scp.port)
+    items = list(pacs.find_many([{"StudyDate": ""}], QueryRetrieveLevel="STUDY",
+                                StudyInstanceUID="", max_per_query=2))
+    end = items[-1]
+    assert isinstance(end, dimsekit.RowEnd)
+    assert (end.status, end.error, end.matches) == (0x0000, None, len(SAMPLE_STUDIES))
+    assert end.queries > 1

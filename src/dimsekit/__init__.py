@@ -15,9 +15,14 @@ Names load on first use: ``import dimsekit`` costs next to nothing.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# a library logs and never prints: without a handler of the application's,
+# Python's last-resort handler would write warnings to stderr
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 #: public name -> module that defines it
 _PUBLIC = {

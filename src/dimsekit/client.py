@@ -377,12 +377,16 @@ class Session:
                   charset: str | None = None, drill_down: str | None = None,
                   level_keys: Mapping[str, Any] | None = None, retry: int = 0,
                   retry_wait: float = 1.0, max_per_query: int | None = None,
-                  split_on: str | None = None, **keys: Any) -> Any:
+                  split_on: str | None = None, parallel: int = 1, **keys: Any) -> Any:
         """Many C-FIND requests on this session's association, one per row
         (see :meth:`Peer.find_many`; one association, so no ``parallel``).
         If the peer closes the association after a query, the session
         opens a new one for the next."""
         from dimsekit.qr.batch import Batch
+
+        if parallel != 1:
+            raise UsageError("parallel: a session is one association; use "
+                             "Peer.find_many(..., parallel=N) for more")
 
         plan = _plan(parallel=1, ordered=True, drill_down=drill_down,
                      level_keys=level_keys, retry=retry, retry_wait=retry_wait,

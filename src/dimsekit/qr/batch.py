@@ -166,6 +166,9 @@ class RowEnd:
     errors: list[DimsekitError] = field(default_factory=list)
     #: queries sent for the row (drill-down and splits included)
     queries: int = 0
+    #: False: the batch ended (no association, interrupted) before the row
+    #: was sent; ``error`` says why
+    sent: bool = True
 
     @property
     def ok(self) -> bool:
@@ -187,7 +190,8 @@ class Summary:
         def n(count: int, word: str) -> str:
             return f"{count} {word}{'s' * (count != 1)}"
 
-        parts = [n(self.rows, "row"), n(self.matches, "match").replace("matchs", "matches"),
+        parts = [n(self.rows + self.not_sent, "row"),
+                 n(self.matches, "match").replace("matchs", "matches"),
                  f"{self.empty} with none", f"{self.failed} failed"]
         if self.incomplete:
             parts.append(f"{self.incomplete} incomplete")
@@ -469,7 +473,10 @@ class Batch(Iterator[Any]):
                 row.end.status = final.status
             if self.plan.max_per_query and (
                     count >= self.plan.max_per_query or final.capped):
+                before = len(row.end.errors)
                 yield from self._split(link, task, task.query, count, final)
+                if task.depth == 0 and len(row.end.errors) == before:
+                    row.end.status = 0x0000  # every part ended well: complete
             elif not final.ok:
                 self._failed(row, PeerFailure(final.failure(task.query.label),
                                               status=final.status,
@@ -561,6 +568,13 @@ class Batch(Iterator[Any]):
         value = _value_at(ds, path)
         halves = _halves(_date_range(value))
         if halves is None:
+            if not final.capped:
+                # the peer said Success: complete, unless it caps silently
+                log.warning("query %s: %d matches (the cap) on %s %s, which cannot be "
+                            "split further; the peer ended it with Success, so it is "
+                            "complete unless the peer cuts results silently", query.label,
+                            count, key, _show_range(value))
+                return
             self._failed(task.row, IncompleteError(
                 f"query {query.label}: {why}, and {key} "
                 f"{_show_range(value)} cannot be split further; results may be "
@@ -575,7 +589,7 @@ class Batch(Iterator[Any]):
         for part in halves:
             part_ds = copy.deepcopy(ds)
             apply_keys(part_ds, [parse_key(f"{key}={part}")])
-            label = f"{query.label} [{key}={part}]"
+            label = f"{task.query.label} [{key}={part}]"
             part_query = self.make(label, part_ds, query.model)
             outcome: list[Any] = []
             yield from self._send(link, task, part_query, outcome)
@@ -641,14 +655,20 @@ class Batch(Iterator[Any]):
             return
         link = Link(self, idle=self.idle, interrupts=self.interrupts)
         self._links.append(link)
+        row = None
         try:
             while True:
                 row = self._next_row()
                 if row is None:
                     break
                 yield from self._run_row_inline(link, row)
-        except (AssociationError, _Stop):
-            self._count_not_sent()
+                row = None
+        except (DimsekitError, KeyboardInterrupt, _Stop) as exc:
+            # the batch ends here: the row being sent is over too (failed,
+            # or incomplete), and every row not sent is said to be
+            if row is not None:
+                yield self._row_end(row, ended_by=exc)
+            yield from self._not_sent(exc)
             raise
         finally:
             self._stopping.set()
@@ -711,9 +731,30 @@ class Batch(Iterator[Any]):
                     link.kill()
             for t in threads:
                 t.join(5.0)
-            self._count_not_sent()
+            if self._fatal is None:
+                self._count_not_sent()
         if self._fatal is not None:
+            # what arrived is kept: the rows in flight, then the rows not sent
+            yield from self._drain(self._fatal)
+            yield from self._not_sent(self._fatal)
             raise self._fatal
+
+    def _drain(self, why: BaseException) -> Iterator[Any]:
+        """After a worker's fatal error: the items the rows in flight still
+        hold, in order, and their RowEnds."""
+        if not self.plan.ordered:
+            yield from list(self._queue)
+            self._queue.clear()
+        for row in list(self._order):
+            if self.plan.ordered:
+                stack = [row.task]  # type: ignore[attr-defined]
+                while stack:
+                    task = stack.pop()
+                    yield from list(task.items)
+                    task.items.clear()
+                    stack.extend(reversed(task.children))
+            yield self._row_end(row, ended_by=why)
+        self._order.clear()
 
     def _worker(self, link: Link) -> None:
         try:
@@ -831,7 +872,6 @@ class Batch(Iterator[Any]):
                     if done and not batch:
                         break
                 stack.extend(reversed(task.children))
-                task.children = []
             with lock:
                 self._order.popleft()
                 lock.notify_all()
@@ -874,17 +914,43 @@ class Batch(Iterator[Any]):
         self._delivered += 1
         return Match(task.row.number, ds, task.level, task.depth, info)
 
-    def _row_end(self, row: _Row) -> RowEnd:
+    def _row_end(self, row: _Row, ended_by: BaseException | None = None) -> RowEnd:
         end = row.end
+        if isinstance(ended_by, DimsekitError) and not isinstance(ended_by, UsageError):
+            if isinstance(ended_by, AssociationError) and end.matches:
+                ended_by = IncompleteError(f"{ended_by.message} after {end.matches} "
+                                           f"responses", received=end.matches)
+            if not isinstance(end.error, IncompleteError):
+                end.errors.append(ended_by)
+                end.error = ended_by
+        elif isinstance(ended_by, KeyboardInterrupt) and end.error is None:
+            end.error = Interrupted("interrupted")
+            end.errors.append(end.error)
         s = self.summary
         s.matches += end.matches
-        if isinstance(end.error, IncompleteError):
+        if isinstance(end.error, (IncompleteError, Interrupted)):
             s.incomplete += 1
         elif end.error is not None:
             s.failed += 1
         elif end.matches == 0:
             s.empty += 1
         return end
+
+    def _not_sent(self, why: BaseException) -> Iterator[RowEnd]:
+        """A RowEnd (``sent=False``) for every row the batch did not get
+        to, when it ended early; counted in the summary's ``not_sent``."""
+        if not self._rows_left or not isinstance(why, AssociationError):
+            self._count_not_sent()  # interrupted: counted, not listed
+            return
+        reason = why if isinstance(why, DimsekitError) else None
+        try:
+            for rq in self._rows:
+                self.summary.not_sent += 1
+                yield RowEnd(rq.number, rq.label, error=reason, sent=False,
+                             errors=[reason] if reason is not None else [])
+        except DimsekitError:
+            pass
+        self._rows_left = False
 
     def _count_not_sent(self) -> None:
         """Rows never sent (the batch ended early): counted, not read."""

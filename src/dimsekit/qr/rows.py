@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import tempfile
 from collections.abc import Iterator
@@ -39,6 +40,13 @@ _ROW_CREATOR_TAG = 0x00090010
 _ROW_TAG = 0x00091010
 
 _SPOOL = 1 << 20
+#: what a response says that is no key of the next query: dropped from an
+#: NDJSON row (another run's output): the character set (chosen again for
+#: the values), where to retrieve from, availability and the "number of
+#: related" counts.  Its QueryRetrieveLevel is kept unless -k gives one.
+RESPONSE_ONLY = (0x00080005, 0x00080054, 0x00080056, 0x00201200, 0x00201202,
+                 0x00201204, 0x00201206, 0x00201208, 0x00201209)
+_QUERY_RETRIEVE_LEVEL = 0x00080052
 _SPECIFIC_CHARACTER_SET = 0x00080005  # standard input kept in memory up to 1 MiB, then a file
 
 
@@ -112,7 +120,9 @@ class BatchFile:
     def _csv_rows(self, stream: IO[str]) -> Iterator[Row]:
         from dimsekit.keys import parse_key, with_value
 
-        reader = csv.reader(stream)
+        first = stream.readline()
+        delimiter = next((d for d in (",", ";", "\t") if d in first), ",")
+        reader = csv.reader(itertools.chain([first], stream), delimiter=delimiter)
         header = next(reader, None)
         if not header or not any(h.strip() for h in header):
             raise UsageError(f"batch {self.name}: no header row naming the keys "
@@ -142,6 +152,7 @@ class BatchFile:
                 raise UsageError(f"batch {label}: {len(cells)} cells for {width} columns")
             row_keys = []
             for col, key, value in zip(columns, keys, cells, strict=True):
+                value = value.strip()
                 try:
                     row_keys.append(with_value(key, value or None))
                 except UsageError as exc:
@@ -192,6 +203,9 @@ def _dataset(label: str, obj: Any) -> Any:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UsageError(f"batch {label}: not a DICOM JSON object ({text})") from None
     drop_row_element(ds)
+    for tag in RESPONSE_ONLY:
+        if tag in ds:
+            del ds[tag]
     if not len(ds):
         raise UsageError(f"batch {label}: no keys")
     return ds
@@ -333,9 +347,14 @@ class RowBuilder:
             apply_keys(ds, row.keys)
             return ds, [*self.keys, *row.keys]
         ds = Dataset({elem.tag: elem for elem in template})
+        level_given = _QUERY_RETRIEVE_LEVEL in template
+        fresh = set()
         for elem in row.dataset:
+            if elem.tag == _QUERY_RETRIEVE_LEVEL and level_given:
+                continue  # another run's level: -k says which level now
             ds[elem.tag] = elem
-        self._fresh = frozenset(elem.tag for elem in row.dataset)
+            fresh.add(elem.tag)
+        self._fresh = frozenset(fresh)
         return ds, self.keys
 
     def check_encodable(self, label: str, ds: Any) -> None:

@@ -183,10 +183,13 @@ class CsvWriter:
         """A batch row without matches, or that failed: a line saying so."""
         if not self.batch or (end.matches and end.error is None):
             return
-        if end.error is None:
+        if not getattr(end, "sent", True):
+            result = "not-sent"
+        elif end.error is None:
             result = "none"
         else:
-            result = ("incomplete" if type(end.error).__name__ == "IncompleteError"
+            result = ("incomplete" if type(end.error).__name__ in ("IncompleteError",
+                                                                   "Interrupted")
                       else "failed")
         self._row(self._lead(end.row, result, None) + [""] * len(self.columns))
 

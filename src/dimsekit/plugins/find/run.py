@@ -12,6 +12,7 @@ from dimsekit.api import (
     DEFAULT_LEVEL_KEYS,
     SERVICE,
     UNIQUE_KEYS,
+    AssociationError,
     AssociationSettings,
     Batch,
     BatchFile,
@@ -21,6 +22,7 @@ from dimsekit.api import (
     FindRun,
     Host,
     IncompleteError,
+    Interrupted,
     Match,
     PeerFailure,
     Plan,
@@ -386,7 +388,10 @@ def run_batch(request: FindRequest) -> int:
                     log.warning("row %d: response %d skipped: %s", item.row, info.number,
                                 problem)
             else:
-                errors.extend(item.errors)
+                # what ends the whole batch (no association, interrupted) is
+                # the run's own last line, not each row's
+                errors.extend(e for e in item.errors
+                              if not isinstance(e, (AssociationError, Interrupted)))
                 if tag_rows or item.row > 1:
                     for error in errors:
                         log.error("%s", error.message)
