@@ -39,7 +39,7 @@ ROW_ELEMENT = 0x10  # (0009,xx10) within the block
 _ROW_CREATOR_TAG = 0x00090010
 _ROW_TAG = 0x00091010
 
-_SPOOL = 1 << 20
+_SPOOL = 1 << 20  # standard input kept in memory up to 1 MiB, then a file
 #: what a response says that is no key of the next query: dropped from an
 #: NDJSON row (another run's output): the character set (chosen again for
 #: the values), where to retrieve from, availability and the "number of
@@ -47,7 +47,10 @@ _SPOOL = 1 << 20
 RESPONSE_ONLY = (0x00080005, 0x00080054, 0x00080056, 0x00201200, 0x00201202,
                  0x00201204, 0x00201206, 0x00201208, 0x00201209)
 _QUERY_RETRIEVE_LEVEL = 0x00080052
-_SPECIFIC_CHARACTER_SET = 0x00080005  # standard input kept in memory up to 1 MiB, then a file
+_SPECIFIC_CHARACTER_SET = 0x00080005
+#: VRs whose value, an ASCII str, pydicom writes as it is
+_PLAIN_TEXT_VRS = frozenset(("AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST",
+                             "TM", "UC", "UI", "UR", "UT"))
 
 
 @dataclass
@@ -301,6 +304,11 @@ class _Tee(io.TextIOBase):
 
 
 
+_COPY: Any = None
+_DATASET: Any = None
+_APPLY_KEYS: Any = None
+
+
 class RowBuilder:
     """A batch's rows as identifiers: ``base`` (a query file's Dataset;
     None: empty) with the batch's common ``keys`` (``-k``) applied once,
@@ -312,12 +320,15 @@ class RowBuilder:
     element, never changes one in place); any other row gets a deep copy."""
 
     def __init__(self, base: Any, keys: list[Any]):
+        global _COPY, _DATASET, _APPLY_KEYS
         import copy
 
         from pydicom import Dataset
 
         from dimsekit.keys import apply_keys
 
+        # imported once here, not once a row
+        _COPY, _DATASET, _APPLY_KEYS = copy, Dataset, apply_keys
         self.template = copy.deepcopy(base) if base is not None else Dataset()
         apply_keys(self.template, keys)
         self.keys = list(keys)
@@ -330,12 +341,7 @@ class RowBuilder:
 
     def identifier(self, row: Row) -> tuple[Any, list[Any]]:
         """The row's identifier, and every key applied (for messages)."""
-        import copy
-
-        from pydicom import Dataset
-
-        from dimsekit.keys import apply_keys
-
+        copy, Dataset, apply_keys = _COPY, _DATASET, _APPLY_KEYS
         template = self.template
         if row.keys is not None:
             if all(len(k.path) == 1 and k.path[0][1] is None for k in row.keys):
@@ -362,10 +368,9 @@ class RowBuilder:
         :meth:`identifier` made last, at the cost of the row's own
         elements once the template's were checked under the same Specific
         Character Set (the template is shared, so it cannot have changed)."""
-        from pydicom import Dataset
-
         from dimsekit.qr.query import check_encodable
 
+        Dataset = _DATASET
         fresh = self._fresh
         charset = ds.get(_SPECIFIC_CHARACTER_SET)
         key = (repr(None if charset is None else charset.value), fresh or frozenset())
@@ -374,7 +379,17 @@ class RowBuilder:
             if fresh is not None:
                 self._template_ok.add(key)
             return
-        own: dict[Any, Any] = {tag: ds[tag] for tag in fresh if tag in ds}
+        own: dict[Any, Any] = {}
+        for tag in fresh:
+            elem = ds.get(tag)
+            if elem is None:
+                continue
+            value = elem.value
+            if elem.VR in _PLAIN_TEXT_VRS and isinstance(value, str) and value.isascii():
+                continue  # ASCII text in a text VR: nothing pydicom could refuse
+            own[tag] = elem
+        if not own:
+            return
         if charset is not None:
             own[_SPECIFIC_CHARACTER_SET] = charset
         check_encodable(label, Dataset(own))
