@@ -91,7 +91,7 @@ def test_every_format_ties_a_response_to_its_row(dimsekit, scp, tmp_path):
     dump = find(dimsekit, scp.port, *common)
     assert "(0009,1010) IS [2]" in dump.stdout
     xml = find(dimsekit, scp.port, *common, "--format", "xml")
-    assert 'tag="00091010" vr="IS"' in xml.stdout
+    assert 'tag="00091010" vr="IS" privateCreator="DIMSEKIT"' in xml.stdout
     out = tmp_path / "x"
     extract = find(dimsekit, scp.port, *common, "-X", "-od", out)
     assert extract.returncode == 0, extract.stderr

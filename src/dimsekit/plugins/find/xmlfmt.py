@@ -30,6 +30,15 @@ def _keyword(tag: str) -> str:
     return keyword_for_tag(int(tag, 16))
 
 
+def _private_creator(tag: str, model: dict) -> str | None:
+    """PS3.19's privateCreator of a private data element (gggg,xxyy): the
+    value of its Private Creator (gggg,00xx) in the same data set."""
+    if not int(tag[:4], 16) & 1 or int(tag[4:], 16) < 0x1000:
+        return None
+    values = model.get(f"{tag[:4]}00{tag[4:6]}", {}).get("Value") or []
+    return str(values[0]) if values else None
+
+
 def _fill(parent: ET.Element, model: dict) -> None:
     for tag, attr in model.items():
         vr = attr.get("vr", "UN")
@@ -37,6 +46,9 @@ def _fill(parent: ET.Element, model: dict) -> None:
         keyword = _keyword(tag)
         if keyword:
             el.set("keyword", keyword)
+        creator = _private_creator(tag, model)
+        if creator:
+            el.set("privateCreator", creator)
         values = attr.get("Value", [])
         if vr == "SQ":
             for number, item in enumerate(values, 1):
