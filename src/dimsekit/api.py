@@ -75,6 +75,7 @@ from dimsekit.keys import (
     KeyOverride,
     apply_keys,
     build_identifier,
+    element_holder,
     parse_key,
     parse_keys,
 )
@@ -99,10 +100,10 @@ _LAZY = {"Exchange": "dimsekit.dimse", "Message": "dimsekit.dimse",
          **dict.fromkeys(("read_query_file", "check_encodable", "choose_charset",
                           "downgrade_new_vrs", "finish_query"), "dimsekit.qr.query"),
          **dict.fromkeys(("Batch", "Plan", "RowQuery", "Match", "RowEnd", "Summary",
-                          "LEVELS", "UNIQUE_KEYS", "DEFAULT_LEVEL_KEYS"),
+                          "LEVELS", "UNIQUE_KEYS", "DEFAULT_LEVEL_KEYS", "level_of"),
                          "dimsekit.qr.batch"),
          **dict.fromkeys(("BatchFile", "Row", "RowBuilder", "PreparedRows", "add_row_element",
-                          "row_identifier", "ROW_CREATOR"), "dimsekit.qr.rows")}
+                          "ROW_CREATOR"), "dimsekit.qr.rows")}
 
 
 if TYPE_CHECKING:  # pragma: no cover - what _LAZY loads, for type checkers
@@ -118,6 +119,7 @@ if TYPE_CHECKING:  # pragma: no cover - what _LAZY loads, for type checkers
         RowEnd,
         RowQuery,
         Summary,
+        level_of,
     )
     from dimsekit.qr.find import (
         CANCEL_GRACE,
@@ -149,7 +151,6 @@ if TYPE_CHECKING:  # pragma: no cover - what _LAZY loads, for type checkers
         Row,
         RowBuilder,
         add_row_element,
-        row_identifier,
     )
     from dimsekit.tls import TLSSettings
 
@@ -203,7 +204,8 @@ __all__ = [
     "Summary",
     "UNIQUE_KEYS",
     "add_row_element",
-    "row_identifier",
+    "element_holder",
+    "level_of",
     "Final",
     "FindRun",
     "MODELS",

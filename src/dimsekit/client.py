@@ -160,8 +160,7 @@ def _batch_rows(queries: Any, keys: Mapping[str, Any], *, model: Any, charset: s
                              charset=charset, new_vr=new_vr, checked=checked,
                              check=builder.check_encodable)
         if not checked:
-            level = query.identifier.get("QueryRetrieveLevel")
-            plan.check(query.model, str(level).strip().upper() if level else None, row.label)
+            plan.check(query)
         return query
 
     if isinstance(queries, (str, BatchFile)):

@@ -415,6 +415,20 @@ def apply_keys(ds: Dataset, overrides: Iterable[KeyOverride | str]) -> Dataset:
     return ds
 
 
+def element_holder(ds: Any, path: Iterable[Step]) -> Any:
+    """The data set (``ds`` or an item in it) that holds the element at a
+    parsed ``-k`` path (:attr:`KeyOverride.path`), or None if an item on
+    the way is missing."""
+    steps = tuple(path)
+    current = ds
+    for tag, index in steps[:-1]:
+        elem = current.get(tag)
+        if elem is None or elem.VR != "SQ" or len(elem.value) <= (index or 0):
+            return None
+        current = elem.value[index or 0]
+    return current
+
+
 def build_identifier(overrides: Iterable[KeyOverride | str]) -> Dataset:
     """A new Dataset made of the keys alone (``-k`` without a query file)."""
     from pydicom.dataset import Dataset

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import heapq
 import logging
 import threading
@@ -100,8 +101,10 @@ class Plan:
     split_on: str | None = None
     cancel_after: int | None = None
 
-    def check(self, model: Any, level: str | None, label: str) -> None:
-        """A usage error for a plan the query cannot follow."""
+    def check(self, query: Any) -> None:
+        """A usage error for a plan the query (a prepared
+        :class:`~dimsekit.qr.find.Query`) cannot follow."""
+        model, level, label = query.model, level_of(query), query.label
         if self.parallel < 1:
             raise UsageError("parallel: at least 1 association")
         if self.max_per_query:
@@ -187,11 +190,10 @@ class Summary:
     retries: int = 0
 
     def text(self) -> str:
-        def n(count: int, word: str) -> str:
-            return f"{count} {word}{'s' * (count != 1)}"
+        def n(count: int, word: str, plural: str | None = None) -> str:
+            return f"{count} {word if count == 1 else plural or word + 's'}"
 
-        parts = [n(self.rows + self.not_sent, "row"),
-                 n(self.matches, "match").replace("matchs", "matches"),
+        parts = [n(self.rows + self.not_sent, "row"), n(self.matches, "match", "matches"),
                  f"{self.empty} with none", f"{self.failed} failed"]
         if self.incomplete:
             parts.append(f"{self.incomplete} incomplete")
@@ -199,7 +201,7 @@ class Summary:
             parts.append(f"{self.not_sent} not sent")
         parts.append(n(self.associations, "association"))
         if self.retries:
-            parts.append(n(self.retries, "retry").replace("retrys", "retries"))
+            parts.append(n(self.retries, "retry", "retries"))
         return ", ".join(parts)
 
 
@@ -314,13 +316,14 @@ class _Row:
         self.end = RowEnd(number, label)
         self.outstanding = 0  # tasks not finished
         self.seen: set[str] | None = None  # unique keys delivered (result caps)
+        self.task: _Task  # the row's own query (set when the row starts)
 
 
 class _Task:
     """One query to send: the row's own, a drill-down one, or a split part."""
 
     __slots__ = ("row", "query", "path", "level", "upper", "depth", "items", "done",
-                 "children", "started", "splittable")
+                 "children")
 
     def __init__(self, row: _Row, query: Any, path: tuple[int, ...], level: str | None,
                  upper: dict[str, str], depth: int):
@@ -333,7 +336,6 @@ class _Task:
         self.items: deque[Any] = deque()
         self.done = False
         self.children: list[_Task] = []
-        self.started = False
 
     def key(self) -> tuple:
         return (self.row.number, self.path)
@@ -428,14 +430,13 @@ class Batch(Iterator[Any]):
             self._rows_left = False
             return None
         row = _Row(rq.number, rq.label)
-        level = _level(rq.query)
-        self.plan.check(rq.query.model, level, rq.label)
+        self.plan.check(rq.query)
+        level = level_of(rq.query)
         row.outstanding = 1
-        task = _Task(row, self._top_query(rq.query, level), (), level, {}, 0)
+        row.task = _Task(row, self._top_query(rq.query, level), (), level, {}, 0)
         if self.plan.max_per_query:
             row.seen = set()
         self.summary.rows += 1
-        row.task = task  # type: ignore[attr-defined]
         return row
 
     def _top_query(self, query: Any, level: str | None) -> Any:
@@ -676,7 +677,7 @@ class Batch(Iterator[Any]):
 
     def _run_row_inline(self, link: Link, row: _Row) -> Iterator[Any]:
         """The row's queries one after another, drill-down in pre-order."""
-        pending: deque[_Task] = deque([row.task])  # type: ignore[attr-defined]
+        pending: deque[_Task] = deque([row.task])
         while pending:
             task = pending.popleft()
             for t, ds, info in self._run_task(link, task):
@@ -747,7 +748,7 @@ class Batch(Iterator[Any]):
             self._queue.clear()
         for row in list(self._order):
             if self.plan.ordered:
-                stack = [row.task]  # type: ignore[attr-defined]
+                stack = [row.task]
                 while stack:
                     task = stack.pop()
                     yield from list(task.items)
@@ -794,7 +795,7 @@ class Batch(Iterator[Any]):
                     if row is not None:
                         self._order.append(row)
                         self._running += 1
-                        return row.task  # type: ignore[attr-defined]
+                        return row.task
                 if not self._rows_left and self._running == 0:
                     self._lock.notify_all()
                     return None
@@ -858,7 +859,7 @@ class Batch(Iterator[Any]):
                         return
                     self._wait()
                 row = self._order[0]
-            stack = [row.task]  # type: ignore[attr-defined]
+            stack = [row.task]
             while stack:
                 task = stack.pop()
                 while True:
@@ -995,6 +996,7 @@ def _identity(ds: Any, unique: str | None) -> str:
                         usedforsecurity=False).hexdigest()
 
 
+@functools.lru_cache(maxsize=16)
 def split_key(text: str) -> Any:
     """The KeyOverride of a date key to split on (UsageError unless it
     names a DA element, at the top level or in a sequence item)."""
@@ -1019,17 +1021,15 @@ def split_key(text: str) -> Any:
 
 def _value_at(ds: Any, path: Any) -> Any:
     """The value at a ``-k`` path in ``ds`` (None if absent)."""
-    current = ds
-    for tag, index in path[:-1]:
-        elem = current.get(tag)
-        if elem is None or elem.VR != "SQ" or len(elem.value) <= (index or 0):
-            return None
-        current = elem.value[index or 0]
-    elem = current.get(path[-1][0])
+    from dimsekit.keys import element_holder
+
+    holder = element_holder(ds, path)
+    elem = None if holder is None else holder.get(path[-1][0])
     return None if elem is None else elem.value
 
 
-def _level(query: Any) -> str | None:
+def level_of(query: Any) -> str | None:
+    """A prepared query's QueryRetrieveLevel, upper case (None: none)."""
     value = query.identifier.get("QueryRetrieveLevel")
     if value is None:
         return None
@@ -1078,4 +1078,4 @@ def _show_range(value: Any) -> str:
 
 
 __all__ = ["Batch", "Interrupted", "Link", "Match", "Plan", "RowEnd", "RowQuery",
-           "Summary"]
+           "Summary", "level_of"]

@@ -395,12 +395,6 @@ class RowBuilder:
         check_encodable(label, Dataset(own))
 
 
-def row_identifier(row: Row, base: Any, keys: list[Any]) -> tuple[Any, list[Any]]:
-    """One row's identifier (see :class:`RowBuilder`, which does this for
-    every row of a batch at the cost of one)."""
-    return RowBuilder(base, keys).identifier(row)
-
-
 class PreparedRows:
     """A batch's rows as prepared queries, read twice: :meth:`check`
     prepares every row once and keeps nothing but the models used (a bad

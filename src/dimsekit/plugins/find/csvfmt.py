@@ -19,7 +19,7 @@ import io
 from collections.abc import Iterable
 from typing import Any, BinaryIO
 
-from dimsekit.api import UsageError, parse_key
+from dimsekit.api import UsageError, element_holder, parse_key
 
 SPECIFIC_CHARACTER_SET = 0x00080005
 
@@ -86,16 +86,7 @@ def return_keys_for_columns(columns: str | None, query: Any) -> list[Any]:
     return keys
 
 
-def _holder(ds: Any, path: tuple) -> Any:
-    """The dataset (``ds`` or an item in it) that holds the element at
-    ``path``, or None if an item on the way is missing."""
-    current = ds
-    for tag, index in path[:-1]:
-        elem = current.get(tag)
-        if elem is None or elem.VR != "SQ" or len(elem.value) <= (index or 0):
-            return None
-        current = elem.value[index or 0]
-    return current
+_holder = element_holder
 
 
 def _has(ds: Any, path: tuple) -> bool:

@@ -38,6 +38,7 @@ from dimsekit.api import (
     apply_keys,
     finish_query,
     get_logger,
+    level_of,
     negotiation_items,
     open_association,
     parse_keys,
@@ -136,7 +137,7 @@ class FindRequest:
                 ds, applied = builder.identifier(row)
                 query = prepare(row.label, ds, applied, checked, builder.check_encodable)
                 if plan is not None and not checked:
-                    plan.check(query.model, _level(query), query.label)
+                    plan.check(query)
                 return query
 
             rows = PreparedRows(batch_file.rows, prepare_row).check()
@@ -162,7 +163,7 @@ class FindRequest:
                 rows = [RowQuery(n, q.label, q) for n, q in enumerate(queries, 1)]
         if plan is not None:
             for q in queries:
-                plan.check(q.model, _level(q), q.label)
+                plan.check(q)
 
         requested = {k[4:].replace("_", "-") for k, v in rest.items()
                      if k.startswith("ext_") and v}
@@ -219,11 +220,6 @@ def _level_keys(keys: tuple[str, ...]) -> tuple[list[str], dict[str, list[Any]]]
     return plain, {level: parse_keys(texts) for level, texts in by_level.items()}
 
 
-def _level(query: Query) -> str | None:
-    value = query.identifier.get("QueryRetrieveLevel")
-    return None if value is None else (str(getattr(value, "value", value)).strip().upper() or None)
-
-
 def _level_templates(plan: Plan | None, queries: list[Query]) -> list[Any]:
     """What each drill-down level's queries ask for (for CSV's default
     columns): its unique keys and return keys."""
@@ -232,7 +228,7 @@ def _level_templates(plan: Plan | None, queries: list[Query]) -> list[Any]:
     from pydicom import Dataset
 
     levels = queries[0].model.levels
-    start = _level(queries[0])
+    start = level_of(queries[0])
     if start not in levels or plan.drill_down not in levels:
         return []
     out = []
