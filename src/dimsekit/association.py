@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,6 +152,24 @@ def presentation_contexts(abstract_syntaxes: Iterable[str], transfer_syntaxes: I
 
     ts = list(transfer_syntaxes)
     return [build_context(uid, ts) for uid in abstract_syntaxes]
+
+
+def _explicit_contexts(records: Iterable[Any], default_syntaxes: Iterable[str],
+                       ext_neg: list[Any]) -> list[Any]:
+    """pynetdicom contexts for PresentationContext records; their role
+    selection items are added to ``ext_neg``."""
+    from pynetdicom import build_context, build_role
+
+    out = []
+    default = list(default_syntaxes)
+    for record in records:
+        out.append(build_context(record.abstract_syntax,
+                                 list(record.transfer_syntaxes) or default))
+        if record.scu_role is not None or record.scp_role is not None:
+            ext_neg.append(build_role(record.abstract_syntax,
+                                      scu_role=bool(record.scu_role),
+                                      scp_role=bool(record.scp_role)))
+    return out
 
 
 def _uid_name(uid: str) -> str:
@@ -334,17 +352,25 @@ def _tls_args(settings: AssociationSettings, observed: _Observed) -> tuple | Non
 @contextlib.contextmanager
 def open_association(
     settings: AssociationSettings,
-    abstract_syntaxes: Iterable[str],
+    abstract_syntaxes: Iterable[str] = (),
     *,
+    contexts: Iterable[Any] = (),
     ext_neg: Iterable[Any] = (),
     evt_handlers: Iterable[tuple] = (),
+    store: Callable[[Any], int] | None = None,
 ) -> Iterator[Any]:
     """Request an association and yield it once established.
 
     ``abstract_syntaxes`` are SOP class UIDs, each proposed with the
-    transfer syntaxes of ``settings``.  ``ext_neg`` are pynetdicom
-    negotiation items (e.g. ``SOPClassExtendedNegotiation``);
-    ``evt_handlers`` extra ``(event, handler[, args])`` bindings.
+    transfer syntaxes of ``settings``; ``contexts`` are
+    :class:`~dimsekit.qr.retrieve.PresentationContext` records, each with
+    its own transfer syntaxes (empty: the settings') and SCP/SCU roles to
+    negotiate (a C-GET's storage classes).  ``ext_neg`` are negotiation
+    items (:func:`~dimsekit.qr.find.negotiation_items`); ``store`` a
+    callable that gets every instance the peer sends on this association
+    (C-GET sub-operations) as a :class:`~dimsekit.storage.ReceivedInstance`
+    and returns the C-STORE status; ``evt_handlers`` extra pynetdicom
+    ``(event, handler[, args])`` bindings.
     """
     import socket
 
@@ -357,7 +383,13 @@ def open_association(
     ae.acse_timeout = settings.acse_timeout
     ae.dimse_timeout = settings.dimse_timeout
     ae.network_timeout = settings.network_timeout
-    contexts = presentation_contexts(abstract_syntaxes, settings.transfer_syntaxes)
+    contexts = [*presentation_contexts(abstract_syntaxes, settings.transfer_syntaxes),
+                *_explicit_contexts(contexts, settings.transfer_syntaxes, ext_neg)]
+    if not contexts:
+        raise ValueError("open_association: no abstract syntax or presentation context")
+    if len(contexts) > 128:
+        raise ValueError(f"open_association: {len(contexts)} presentation contexts; "
+                         f"an association carries at most 128")
 
     observed = _Observed()
     handlers = [
@@ -365,6 +397,10 @@ def open_association(
         (evt.EVT_ACSE_RECV, _on_acse_recv, [observed]),
         *evt_handlers,
     ]
+    if store is not None:
+        from dimsekit.storage import store_handler
+
+        handlers.append((evt.EVT_C_STORE, store_handler(store)))
     tls_args = _tls_args(settings, observed)
     observed.started = time.monotonic()
     capture = _ConnectErrorCapture(observed)

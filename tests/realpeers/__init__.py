@@ -87,6 +87,7 @@ from .orthanc import (
 )
 from .processes import (
     LOOPBACK,
+    MOVE_DESTINATION_AETS,
     READY_TIMEOUT,
     SPAWN_ENV,
     STOP_GRACE,
@@ -94,6 +95,7 @@ from .processes import (
     DicomPeer,
     _running_peer,  # noqa: F401 - tests drive the process runner directly
     free_port,
+    move_destinations,
     require_binary,
 )
 from .samples import (
@@ -114,6 +116,7 @@ from .tls import TLSMaterial, make_tls_material, tls_material
 # what `from realpeers import *` gives a conftest: every part's __all__
 __all__ = [
     "LOOPBACK",
+    "MOVE_DESTINATION_AETS",
     "READY_TIMEOUT",
     "SAMPLE_IMAGES",
     "SAMPLE_PATIENTS",
@@ -136,6 +139,7 @@ __all__ = [
     "free_port",
     "make_sample_instances",
     "make_tls_material",
+    "move_destinations",
     "ORTHANC_CAP",
     "orthanc_capped_peer",
     "orthanc_peer",

@@ -239,6 +239,7 @@ MaxPDUSize      = 16384
 MaxAssociations = 16
 
 HostTable BEGIN
+{hosts}
 HostTable END
 
 VendorTable BEGIN
@@ -253,7 +254,8 @@ AETable END
 
 @pytest.fixture(scope="session")
 def dcmqrscp_peer(
-    tmp_path_factory: pytest.TempPathFactory, sample_instances: tuple[Path, ...]
+    tmp_path_factory: pytest.TempPathFactory, sample_instances: tuple[Path, ...],
+    move_destinations: dict[str, int],
 ) -> Iterator[ArchivePeer]:
     """DCMTK ``dcmqrscp`` (called AE ``DCMQRSCP``) holding the sample instances.
 
@@ -268,7 +270,10 @@ def dcmqrscp_peer(
     storage.mkdir()
     port = free_port()
     config = workdir / "dcmqrscp.cfg"
-    config.write_text(_DCMQRSCP_CONFIG.format(port=port, aet=aet, storage=storage))
+    hosts = "\n".join(f"{name.lower()} = ({name}, {LOOPBACK}, {dest})"
+                      for name, dest in move_destinations.items())
+    config.write_text(_DCMQRSCP_CONFIG.format(port=port, aet=aet, storage=storage,
+                                              hosts=hosts))
     with _running_peer(
         "dcmqrscp",
         [binary, "-c", str(config), str(port)],

@@ -77,6 +77,8 @@ def _orthanc_config(workdir: Path, aet: str, dicom_port: int, http_port: int) ->
         "DicomAlwaysAllowFind": True,
         "DicomAlwaysAllowFindWorklist": True,
         "DicomAlwaysAllowStore": True,
+        "DicomAlwaysAllowGet": True,
+        "DicomAlwaysAllowMove": True,
         "DicomModalities": {},
         "DicomThreadsCount": 4,
         "ConcurrentJobs": 1,
@@ -100,7 +102,8 @@ def _post_instances(base_url: str, files: Sequence[Path]) -> None:
 
 
 def _orthanc(tmp_path_factory: pytest.TempPathFactory, sample_instances: tuple[Path, ...],
-             name: str, extra: dict) -> Iterator[OrthancPeer]:
+             name: str, extra: dict,
+             move_destinations: dict[str, int] | None = None) -> Iterator[OrthancPeer]:
     """Start Orthanc with the test config plus ``extra`` settings, upload the
     sample instances through its REST API, yield it, stop it."""
     binary = require_binary("Orthanc")
@@ -111,6 +114,9 @@ def _orthanc(tmp_path_factory: pytest.TempPathFactory, sample_instances: tuple[P
         http_port = free_port()
     config = workdir / "orthanc.json"
     settings = {**_orthanc_config(workdir, aet, dicom_port, http_port), **extra}
+    if move_destinations:
+        settings["DicomModalities"] = {name.lower(): [name, LOOPBACK, dest]
+                                       for name, dest in move_destinations.items()}
     config.write_text(json.dumps(settings, indent=2))
     base_url = f"http://{LOOPBACK}:{http_port}"
     with _running_peer(
@@ -130,16 +136,19 @@ def _orthanc(tmp_path_factory: pytest.TempPathFactory, sample_instances: tuple[P
 
 @pytest.fixture(scope="session")
 def orthanc_peer(
-    tmp_path_factory: pytest.TempPathFactory, sample_instances: tuple[Path, ...]
+    tmp_path_factory: pytest.TempPathFactory, sample_instances: tuple[Path, ...],
+    move_destinations: dict[str, int],
 ) -> Iterator[OrthancPeer]:
     """Orthanc (called AE ``ORTHANC``) holding the sample instances.
 
     Started as ``Orthanc <workdir>/orthanc.json``; ready when ``GET /system``
     answers; the sample instances are uploaded with ``POST /instances`` before
     the fixture yields. C-FIND and worklist C-FIND are allowed from any AE and
-    the called AE title is not checked.
+    the called AE title is not checked; C-GET is allowed, and C-MOVE to the
+    AE titles of ``move_destinations``.
     """
-    yield from _orthanc(tmp_path_factory, sample_instances, "orthanc", {})
+    yield from _orthanc(tmp_path_factory, sample_instances, "orthanc", {},
+                        move_destinations)
 
 
 #: the ``LimitFindResults`` of :func:`orthanc_capped_peer`

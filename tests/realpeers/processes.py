@@ -304,3 +304,23 @@ class ArchivePeer(DicomPeer):
 
     instances: tuple[Path, ...]
     patients: tuple[SamplePatient, ...]
+
+
+#: the move destinations the archive peers know (AE title -> a port on
+#: 127.0.0.1): one for dimsekit move, one for DCMTK movescu, so both can
+#: listen at once
+MOVE_DESTINATION_AETS = ("DKMOVE", "DCMTKMOVE")
+
+
+@pytest.fixture(scope="session")
+def move_destinations() -> dict[str, int]:
+    """The C-MOVE destinations dcmqrscp and Orthanc are configured with:
+    AE title -> port on 127.0.0.1 (nothing listens there until a test
+    does: ``dimsekit move +P PORT`` or ``movescu +P PORT``)."""
+    ports: dict[str, int] = {}
+    for aet in MOVE_DESTINATION_AETS:
+        port = free_port()
+        while port in ports.values():
+            port = free_port()
+        ports[aet] = port
+    return ports

@@ -145,7 +145,69 @@ key_options = _compose(
 )
 
 
+# ---------------------------------------------------------------------------
+# options made from what plugins contribute
+# ---------------------------------------------------------------------------
+
+
+def model_options(host: Any, service: str, *, group: str = "query information model",
+                  default: str | None = None) -> Callable[[_FC], _FC]:
+    """One flag option per information model contributed for ``service``
+    (``-P/--patient``, ``-S/--study``, ...): the callback gets ``model``,
+    the chosen model's name, or ``default`` when none was given (None:
+    infer it from QueryRetrieveLevel, see
+    :func:`dimsekit.qr.query.prepare_queries`)."""
+    models = host.information_models(service)
+    chosen = {m.name for m in models}
+    if default is not None and default not in chosen:
+        raise ValueError(f"default model {default!r} is not one of {sorted(chosen)}")
+    options = [
+        option(*m.flags, "model", group=group, flag_value=m.name,
+               help=m.help + (" (default)" if m.name == default else ""))
+        for m in models
+    ]
+
+    def use_default(func: Callable) -> Callable:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("model") is None:
+                kwargs["model"] = default
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    return _compose(*options, use_default)
+
+
+#: the prefix of the parameter names :func:`negotiation_options` gives
+NEGOTIATION_PREFIX = "ext_"
+
+
+def negotiation_options(host: Any, service: str, *,
+                        group: str = "extended negotiation") -> Callable[[_FC], _FC]:
+    """One ``--NAME`` flag per extended-negotiation flag contributed for
+    ``service``; read what was asked for with :func:`requested_flags`."""
+    return _compose(*[
+        option(f"--{f.name}", NEGOTIATION_PREFIX + f.name.replace("-", "_"), group=group,
+               is_flag=True, help=f.help)
+        for f in host.extended_negotiation_flags(service)
+    ])
+
+
+def requested_flags(kwargs: dict[str, Any]) -> set[str]:
+    """The extended-negotiation flag names given on the command line, taken
+    out of a callback's ``kwargs`` (``ext_relational_query=True`` ->
+    ``"relational-query"``)."""
+    names = [k for k in kwargs if k.startswith(NEGOTIATION_PREFIX)]
+    return {k[len(NEGOTIATION_PREFIX):].replace("_", "-")
+            for k in names if kwargs.pop(k)}
+
+
 __all__ = [
+    "NEGOTIATION_PREFIX",
+    "model_options",
+    "negotiation_options",
+    "requested_flags",
     "AssociationSettings",
     "DimsekitCommand",
     "Given",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dimsekit.errors import UsageError
@@ -389,9 +389,74 @@ def finish_query(label: str, ds: Any, overrides: Any, *, models: Mapping[str, An
     choose_charset(label, ds, charset, overrides)
     if model is None:
         name, why = infer_model(ds.get("QueryRetrieveLevel"))
+        if name not in models:  # a retrieve service has no worklist to fall back on
+            raise UsageError(f"query {label}: {why}: give -k QueryRetrieveLevel=LEVEL "
+                             f"(PATIENT, STUDY, SERIES or IMAGE) or choose a model "
+                             f"({', '.join(m.flags[-1] for m in models.values())})")
         model = models[name]
         if not checked:
             log.info("query %s: %s (%s)", label, model.help.replace("use ", ""), why)
     if not checked:
         (check or check_encodable)(label, ds)
     return Query(label, ds, model)
+
+
+def prepare_queries(query_files: Iterable[str], keys: Iterable[str] = (), *,
+                    models: Iterable[Any], model: str | None = None,
+                    level: str | None = None, charset: str | None = None,
+                    new_vr: bool = True, adjust: Any = None) -> list[Any]:
+    """Every query of a command line, prepared before the network: each
+    query file read strictly (:func:`read_query_file`), the ``-k`` keys
+    (and ``-L LEVEL``) applied on top, or ``-k`` alone as the one query
+    when there is no file; then :func:`finish_query` (``-u``, character
+    set, the model named by ``model`` among ``models`` or inferred from
+    QueryRetrieveLevel, encodability).  ``adjust(ds)`` may change each
+    identifier first (find's ``--columns``).  Returns
+    :class:`~dimsekit.qr.find.Query` records; raises UsageError."""
+    from pydicom import Dataset
+
+    from dimsekit.keys import apply_keys, parse_keys
+
+    by_name = {m.name: m for m in models}
+    if model is not None and model not in by_name:
+        raise UsageError(f"unknown information model {model!r}")
+    chosen = None if model is None else by_name[model]
+    overrides = parse_keys(([f"QueryRetrieveLevel={level.upper()}"] if level else [])
+                           + list(keys))
+    sources = [(path, read_query_file(path)) for path in query_files]
+    if not sources:
+        if not overrides:
+            raise UsageError("no query: give -k keys and/or query files")
+        sources = [("-k", Dataset())]
+    queries = []
+    for label, ds in sources:
+        apply_keys(ds, overrides)
+        if adjust is not None:
+            adjust(ds)
+        queries.append(finish_query(label, ds, overrides, models=by_name, model=chosen,
+                                    charset=charset, new_vr=new_vr))
+    return queries
+
+
+def negotiation_for(flags: Iterable[Any], models: Iterable[Any],
+                    requested: Iterable[str]) -> tuple[dict[str, bytes], list[str]]:
+    """SOP Class Extended Negotiation for the models a command's queries
+    use: ``({sop class uid: application information}, warnings)``, given
+    the flag records of its service and the flag names the user asked for
+    (``--relational-query`` -> ``"relational-query"``).  The warnings name
+    each flag that does not apply to a model.  Turn the dict into items
+    for :func:`~dimsekit.association.open_association` with
+    :func:`~dimsekit.qr.find.negotiation_items`."""
+    from dimsekit.qr.models import application_information
+
+    flags = list(flags)
+    wanted = set(requested)
+    ext_neg: dict[str, bytes] = {}
+    warnings: list[str] = []
+    for m in {m.name: m for m in models}.values():
+        info, skipped = application_information(flags, m.name, wanted)
+        warnings += [f"--{name} does not apply to the {m.name} model; not requested"
+                     for name in skipped]
+        if info:
+            ext_neg[m.sop_class_uid] = info
+    return ext_neg, warnings

@@ -20,6 +20,8 @@ from dimsekit.api import (
     general_options,
     key_options,
     logging_options,
+    model_options,
+    negotiation_options,
     option,
 )
 
@@ -46,22 +48,6 @@ def _query_files_in_order(ctx: click.Context) -> list[str] | None:
         elif g.param.name == "query_file_opts":
             files.extend(g.values)
     return files
-
-
-def _model_options(host: Host) -> list[Any]:
-    return [
-        option(*m.flags, "model", group="query information model", flag_value=m.name,
-               help=m.help)
-        for m in host.information_models(SERVICE)
-    ]
-
-
-def _ext_neg_options(host: Host) -> list[Any]:
-    return [
-        option(f"--{f.name}", f"ext_{f.name.replace('-', '_')}",
-               group="extended negotiation", is_flag=True, help=f.help)
-        for f in host.extended_negotiation_flags(SERVICE)
-    ]
 
 
 def _show_responses_by_default(kwargs: dict[str, Any]) -> bool:
@@ -111,7 +97,7 @@ def build_find_command(host: Host) -> click.Command:
                type=click.Choice(["PATIENT", "STUDY", "SERIES", "IMAGE"],
                                  case_sensitive=False),
                help="set QueryRetrieveLevel (PATIENT, STUDY, SERIES or IMAGE)"),
-        *_model_options(host),
+        model_options(host, SERVICE),
         association_options("FINDSCU"),
         option("--repeat", group=_FLOW, type=click.IntRange(min=1), default=1,
                metavar="N", help="repeat each query N times"),
@@ -146,7 +132,7 @@ def build_find_command(host: Host) -> click.Command:
         option("--split-on", group=_BATCH, metavar="KEY",
                help="the date key --max-per-query splits on (default: the level's date: "
                     "StudyDate, SeriesDate, ContentDate, PatientBirthDate)"),
-        *_ext_neg_options(host),
+        negotiation_options(host, SERVICE),
         option("--format", "fmt", group=_OUT, type=click.Choice(formats),
                default="dump", show_default=True,
                help="format of the responses on stdout: " + ", ".join(formats)),

@@ -34,15 +34,17 @@ from dimsekit.api import (
     UsageError,
     Writer,
     add_row_element,
-    application_information,
     apply_keys,
     finish_query,
     get_logger,
     level_of,
+    negotiation_for,
     negotiation_items,
     open_association,
     parse_keys,
+    prepare_queries,
     read_query_file,
+    requested_flags,
     skipped_error,
 )
 from dimsekit.plugins.find.csvfmt import return_keys_for_columns
@@ -147,17 +149,11 @@ class FindRequest:
             queries = [rows.first]
             used = list(rows.models.values())
         else:
-            sources = [(path, read_query_file(path)) for path in query_files]
-            if not sources:
-                if not overrides:
-                    raise UsageError("no query: give -k keys and/or query files")
-                from pydicom import Dataset
-
-                sources = [("-k", Dataset())]
-            queries = []
-            for label, ds in sources:
-                apply_keys(ds, overrides)
-                queries.append(prepare(label, ds, overrides))
+            queries = prepare_queries(
+                query_files, plain_keys, models=models.values(), model=model, level=level,
+                charset=charset, new_vr=association.new_vr,
+                adjust=(lambda ds: apply_keys(ds, return_keys_for_columns(columns, ds)))
+                if fmt == "csv" and columns else None)
             used = [q.model for q in queries]
             if plan is not None:
                 rows = [RowQuery(n, q.label, q) for n, q in enumerate(queries, 1)]
@@ -165,17 +161,10 @@ class FindRequest:
             for q in queries:
                 plan.check(q)
 
-        requested = {k[4:].replace("_", "-") for k, v in rest.items()
-                     if k.startswith("ext_") and v}
-        ext_neg: dict[str, bytes] = {}
-        flags = host.extended_negotiation_flags(SERVICE)
-        for m in {m.name: m for m in used}.values():
-            info, skipped = application_information(flags, m.name, requested)
-            for name in skipped:
-                log.warning("--%s does not apply to the %s model; not requested", name,
-                            m.name)
-            if info:
-                ext_neg[m.sop_class_uid] = info
+        ext_neg, warnings = negotiation_for(host.extended_negotiation_flags(SERVICE), used,
+                                            requested_flags(rest))
+        for warning in warnings:
+            log.warning("%s", warning)
 
         writers = {w.name: w for w in host.writers(SERVICE)}
         if fmt not in writers:
