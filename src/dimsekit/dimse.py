@@ -1,7 +1,7 @@
 """Requests and their responses on an established association.
 
     with Exchange(assoc, idle=out.flush) as exchange:
-        exchange.send(primitive, context_id)     # a pynetdicom DIMSE primitive
+        exchange.send(find_request(1, sop_class, identifier), context_id)
         message = exchange.receive()             # Message, or None
         message.status, message.dataset          # encoded data set (bytes) or None
 
@@ -324,6 +324,71 @@ class SocketGuard:
         return data
 
 
+#: DIMSE command fields (PS3.7 E.1-1), request and response
+COMMAND_FIELDS = {
+    "C-STORE-RQ": 0x0001, "C-STORE-RSP": 0x8001, "C-GET-RQ": 0x0010, "C-GET-RSP": 0x8010,
+    "C-FIND-RQ": 0x0020, "C-FIND-RSP": 0x8020, "C-MOVE-RQ": 0x0021, "C-MOVE-RSP": 0x8021,
+    "C-ECHO-RQ": 0x0030, "C-ECHO-RSP": 0x8030, "C-CANCEL-RQ": 0x0FFF,
+}
+#: priorities of a request (PS3.7 9.1.1.1.5 ...)
+PRIORITY_MEDIUM, PRIORITY_HIGH, PRIORITY_LOW = 0x0000, 0x0001, 0x0002
+
+
+class Request(NamedTuple):
+    """A DIMSE request in plain values, for :meth:`Exchange.send`; build
+    it with :func:`find_request`, :func:`move_request` or
+    :func:`echo_request`.  ``identifier`` is the encoded data set (in the
+    presentation context's transfer syntax, e.g. from
+    :func:`~dimsekit.qr.find.encode_identifier`)."""
+
+    command: str  # "C-FIND", "C-MOVE", "C-ECHO"
+    message_id: int
+    sop_class_uid: str
+    identifier: bytes | None = None
+    priority: int = PRIORITY_LOW
+    move_destination: str | None = None
+
+    def primitive(self) -> Any:
+        """The pynetdicom primitive that carries it."""
+        from pynetdicom import dimse_primitives as p
+
+        kinds = {"C-FIND": p.C_FIND, "C-MOVE": p.C_MOVE, "C-ECHO": p.C_ECHO}
+        try:
+            primitive: Any = kinds[self.command]()
+        except KeyError:
+            raise ValueError(f"Exchange cannot send a {self.command} request") from None
+        primitive.MessageID = self.message_id
+        primitive.AffectedSOPClassUID = self.sop_class_uid
+        if self.command != "C-ECHO":
+            primitive.Priority = self.priority
+            primitive.Identifier = BytesIO(self.identifier or b"")
+        if self.command == "C-MOVE":
+            primitive.MoveDestination = self.move_destination
+        return primitive
+
+
+def find_request(message_id: int, sop_class_uid: str, identifier: bytes, *,
+                 priority: int = PRIORITY_LOW) -> Request:
+    """A C-FIND request (findscu's priority: LOW)."""
+    return Request("C-FIND", message_id, sop_class_uid, identifier, priority)
+
+
+def move_request(message_id: int, sop_class_uid: str, identifier: bytes, destination: str,
+                 *, priority: int = PRIORITY_MEDIUM) -> Request:
+    """A C-MOVE request to ``destination`` (an AE title)."""
+    return Request("C-MOVE", message_id, sop_class_uid, identifier, priority, destination)
+
+
+def echo_request(message_id: int, sop_class_uid: str = "1.2.840.10008.1.1") -> Request:
+    """A C-ECHO request."""
+    return Request("C-ECHO", message_id, sop_class_uid)
+
+
+def as_primitive(request: Any) -> Any:
+    """A :class:`Request` as pynetdicom's primitive; a primitive as it is."""
+    return request.primitive() if isinstance(request, Request) else request
+
+
 class Message(NamedTuple):
     """One DIMSE message as received."""
 
@@ -477,8 +542,10 @@ class Exchange:
     def __exit__(self, *exc_info: object) -> None:
         return None
 
-    def send(self, primitive: Any, context_id: int) -> None:
-        """Send a pynetdicom DIMSE primitive (``C_FIND``, ``C_ECHO``)."""
+    def send(self, request: Any, context_id: int) -> None:
+        """Send a :class:`Request` (or a pynetdicom DIMSE primitive:
+        ``C_FIND``, ``C_MOVE``, ``C_ECHO``) on presentation context
+        ``context_id``."""
         raise NotImplementedError
 
     def cancel(self, msg_id: int, context_id: int) -> None:
@@ -558,9 +625,10 @@ class PureExchange(Exchange):
     #: send_c_echo's answer, until receive() hands it on
     _echo: Any = None
 
-    def send(self, primitive: Any, context_id: int) -> None:
+    def send(self, request: Any, context_id: int) -> None:
         from pynetdicom.dimse_primitives import C_ECHO, C_FIND, C_MOVE
 
+        primitive = as_primitive(request)
         assoc = self.assoc
         if isinstance(primitive, C_FIND):
             identifier = self._identifier(primitive, context_id)

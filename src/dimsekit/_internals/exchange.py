@@ -450,8 +450,12 @@ class FastExchange(Exchange):
             msg_queue.queue.extend(kept)
         self.assoc._reactor_checkpoint.set()
 
-    def send(self, primitive: Any, context_id: int) -> None:
-        """Send a pynetdicom DIMSE primitive (e.g. ``C_FIND``)."""
+    def send(self, request: Any, context_id: int) -> None:
+        """Send a :class:`~dimsekit.dimse.Request` or a pynetdicom DIMSE
+        primitive (e.g. ``C_FIND``)."""
+        from dimsekit.dimse import as_primitive
+
+        primitive = as_primitive(request)
         if self._send_direct(primitive, context_id):
             return
         self.assoc.dimse.send_msg(primitive, context_id)

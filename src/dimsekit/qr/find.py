@@ -25,9 +25,9 @@ import logging
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
-from io import BytesIO
 from typing import Any
 
+from dimsekit.dimse import find_request
 from dimsekit.errors import AssociationError, IncompleteError, Interrupted, UsageError
 from dimsekit.records import InformationModel
 from dimsekit.status import category as status_category
@@ -185,19 +185,13 @@ class FindRun:
                   cancel_after: int | None = None) -> Generator[tuple[Any, Response], None, None]:
         """Send one C-FIND request; yield ``(Dataset, Response)`` for each
         pending response until the final one (:attr:`final`)."""
-        from pynetdicom.dimse_primitives import C_FIND
-
         cx, identifier, decode = self._prepared(query)
         verbose = log.isEnabledFor(logging.INFO)
         debug = log.isEnabledFor(logging.DEBUG)
         exchange = self.exchange
         self.final = None
         self.msg_id = self.msg_id % 65535 + 1
-        request = C_FIND()
-        request.MessageID = self.msg_id
-        request.AffectedSOPClassUID = query.model.sop_class_uid
-        request.Priority = 2
-        request.Identifier = BytesIO(identifier)
+        request = find_request(self.msg_id, query.model.sop_class_uid, identifier)
         if verbose:
             log.info("Sending Find Request: MsgID %d (%s)", self.msg_id, query.label)
             log.info("# Request Identifier\n%s", self.show(query.identifier))
