@@ -49,7 +49,7 @@ from dimsekit.association import (
     transfer_syntax_name,
     tune_pynetdicom,
 )
-from dimsekit.cli.host import Host
+from dimsekit.cli.host import Host, added_options
 from dimsekit.cli.logs import LOGGER_NAME
 from dimsekit.cli.options import (
     AssociationSettings,
@@ -82,7 +82,14 @@ from dimsekit.keys import (
     parse_key,
     parse_keys,
 )
-from dimsekit.records import ExtendedNegotiationFlag, InformationModel, Writer
+from dimsekit.records import (
+    DatasetWriter,
+    ExtendedNegotiationFlag,
+    InformationModel,
+    ResponseRecord,
+    Writer,
+    WriterOptions,
+)
 from dimsekit.status import category as status_category
 from dimsekit.status import describe_status
 
@@ -94,6 +101,11 @@ hookimpl = pluggy.HookimplMarker("dimsekit")
 #: ``--help``, every command) does not pay for them
 _LAZY = {"Exchange": "dimsekit.dimse", "Message": "dimsekit.dimse",
          "TLSSettings": "dimsekit.tls", "discard_stdout": "dimsekit.cli",
+         **dict.fromkeys(("Request", "find_request", "move_request", "echo_request",
+                          "COMMAND_FIELDS", "PRIORITY_LOW", "PRIORITY_MEDIUM",
+                          "PRIORITY_HIGH"), "dimsekit.dimse"),
+         **dict.fromkeys(("Decoder", "decoder", "sequence_item_splitter"),
+                         "dimsekit.qr.decode"),
          # C-FIND building blocks of the library (dimsekit.qr): the find
          # command is built on them; a Q/R API for plugins is issue 13's
          **dict.fromkeys(("FindRun", "Query", "Response", "Final", "CANCEL_GRACE",
@@ -118,7 +130,18 @@ _LAZY = {"Exchange": "dimsekit.dimse", "Message": "dimsekit.dimse",
 
 if TYPE_CHECKING:  # pragma: no cover - what _LAZY loads, for type checkers
     from dimsekit.cli import discard_stdout
-    from dimsekit.dimse import Exchange, Message
+    from dimsekit.dimse import (
+        COMMAND_FIELDS,
+        PRIORITY_HIGH,
+        PRIORITY_LOW,
+        PRIORITY_MEDIUM,
+        Exchange,
+        Message,
+        Request,
+        echo_request,
+        find_request,
+        move_request,
+    )
     from dimsekit.qr.batch import (
         DEFAULT_LEVEL_KEYS,
         LEVELS,
@@ -131,6 +154,7 @@ if TYPE_CHECKING:  # pragma: no cover - what _LAZY loads, for type checkers
         Summary,
         level_of,
     )
+    from dimsekit.qr.decode import Decoder, decoder, sequence_item_splitter
     from dimsekit.qr.find import (
         CANCEL_GRACE,
         Final,
@@ -204,10 +228,22 @@ def get_logger(plugin: str) -> logging.Logger:
 __all__ = [
     "AssociationError",
     "AssociationSettings",
+    "added_options",
     "DimsekitCommand",
     "DimsekitError",
     "Exchange",
     "ExitCode",
+    "COMMAND_FIELDS",
+    "PRIORITY_HIGH",
+    "PRIORITY_LOW",
+    "PRIORITY_MEDIUM",
+    "Request",
+    "echo_request",
+    "find_request",
+    "move_request",
+    "Decoder",
+    "decoder",
+    "sequence_item_splitter",
     "ExtendedNegotiationFlag",
     "Host",
     "IncompleteError",
@@ -220,6 +256,9 @@ __all__ = [
     "TLSSettings",
     "UsageError",
     "Writer",
+    "DatasetWriter",
+    "ResponseRecord",
+    "WriterOptions",
     "Batch",
     "BatchFile",
     "CANCEL_GRACE",

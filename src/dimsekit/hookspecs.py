@@ -9,7 +9,7 @@ plugins (no first-result-wins hooks).  Implement them with
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -39,6 +39,30 @@ def dimsekit_commands(host: Host) -> Iterable[click.Command] | None:
     here: import inside the command callback).  Two plugins returning the
     same command name is an error naming both.
     """
+
+
+@hookspec
+def dimsekit_add_options(command: str, host: Host) -> Iterable[Any] | None:
+    """Contribute options to another plugin's command (pytest's
+    ``pytest_addoption``, tox's ``tox_add_option``).
+
+    Called once per command when the CLI is built, ``command`` being its
+    name (``"find"``, ``"move"``, ...).  Return option decorators, as made
+    by :func:`dimsekit.api.option` (or ``click.option``); each is added to
+    the command.  The command's own callback never sees their values: the
+    host takes them out and hands them to :func:`dimsekit_before_command`
+    before the command runs; :func:`dimsekit.api.added_options` reads them
+    during the run.  An option spelled like one the command has already is
+    an error naming the plugin.
+    """
+
+
+@hookspec
+def dimsekit_before_command(command: str, options: dict[str, Any]) -> None:
+    """Called when ``command`` is about to run, with the values of the
+    options plugins added to it (:func:`dimsekit_add_options`; parameter
+    name -> value, default values included).  Returns nothing; raise a
+    :class:`~dimsekit.errors.UsageError` to refuse the command line."""
 
 
 # ---------------------------------------------------------------------------

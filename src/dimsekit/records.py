@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypedDict
 
 
 @dataclass(frozen=True)
@@ -51,15 +51,57 @@ class ExtendedNegotiationFlag:
 class Writer:
     """An output format: ``--format NAME``.
 
-    ``factory(stream, options)`` returns an object with ``begin()``,
-    ``write(dataset, context)`` and ``end()``; ``stream`` is a binary file
-    object.  ``service`` tells which command family writes with it.
+    ``factory(stream, options)`` returns a :class:`DatasetWriter`;
+    ``stream`` is a binary file object, ``options`` a
+    :class:`WriterOptions`.  ``service`` tells which command family writes
+    with it; ``"*"``: every command that writes data sets offers it.
     """
 
     name: str
     service: str
     factory: Callable[..., Any]
     help: str
+
+
+class WriterOptions(TypedDict, total=False):
+    """What a command tells a writer it creates (every key optional)."""
+
+    #: ``--columns`` as given (csv), or None
+    columns: str | None
+    #: the ``-k`` keys, parsed (:class:`~dimsekit.keys.KeyOverride`)
+    keys: list[Any]
+    #: the identifiers the command sends (pydicom Datasets)
+    queries: list[Any]
+    #: responses belong to rows of a batch (a row number per response)
+    batch: bool
+    #: the run drills down: responses of several levels
+    drill_down: bool
+
+
+class ResponseRecord(Protocol):
+    """What a writer is told of each response besides its data set
+    (:class:`dimsekit.api.Response` is one; a batch's responses carry more)."""
+
+    #: 1-based index of the query in the run
+    query: int
+    #: 1-based number of the response to its request
+    number: int
+    #: its DIMSE status
+    status: int
+    #: the UID of the transfer syntax it came in
+    transfer_syntax: str
+
+
+class DatasetWriter(Protocol):
+    """An output format at work: ``begin()``, then ``write(dataset,
+    response)`` for each response in order, then ``end()`` (also after a
+    failure, to leave the output valid)."""
+
+    def begin(self) -> None: ...
+
+    def write(self, dataset: Any, response: ResponseRecord) -> None: ...
+
+    def end(self) -> None: ...
 
 
 @dataclass

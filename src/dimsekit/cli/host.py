@@ -34,6 +34,23 @@ LOAD_ENV = "DIMSEKIT_LOAD_PLUGINS"
 HOST_COMMANDS = frozenset({"plugins"})
 
 
+#: a writer's ``service`` that offers it to every command writing data sets
+ANY_SERVICE = "*"
+
+#: where a run's plugin-added option values are kept (``click.Context.meta``)
+ADDED_OPTIONS = "dimsekit.added_options"
+
+
+def added_options() -> dict[str, Any]:
+    """The values of the options plugins added to the running command
+    (``dimsekit_add_options``): parameter name -> value; empty outside a
+    command or when none were added."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    return dict(ctx.meta.get(ADDED_OPTIONS, {})) if ctx is not None else {}
+
+
 class PluginError(DimsekitError):
     """Plugins that cannot work together (e.g. two provide one command)."""
 
@@ -232,8 +249,10 @@ class Host:
                             "extended negotiation flag")
 
     def writers(self, service: str) -> list[Writer]:
-        """Output formats contributed for ``service``."""
-        return self._unique("dimsekit_writers", self._writers, service, "output format")
+        """Output formats contributed for ``service``, and those contributed
+        for every command that writes data sets (``service="*"``)."""
+        return self._unique("dimsekit_writers", self._writers, service, "output format",
+                            also=ANY_SERVICE)
 
     def commands(self) -> dict[str, Any]:
         """Every command plugins contribute, by name; a collision is an error."""
@@ -252,14 +271,59 @@ class Host:
                     f"uninstall one, or choose with {LOAD_ENV}=name,..."
                 )
             found[name] = command
+        for name, command in found.items():
+            self._add_options(name, command)
         return found
 
+    def _add_options(self, name: str, command: Any) -> None:
+        """What ``dimsekit_add_options`` contributes to ``command``, and the
+        callback wrapped so its values go to ``dimsekit_before_command``."""
+        added: list[str] = []
+        for plugin_name, plugin in self._implementers("dimsekit_add_options"):
+            try:
+                decorators = _items(self._caller("dimsekit_add_options", keep=[plugin])(
+                    command=name, host=self))
+            except Exception as exc:  # noqa: BLE001 - isolate any plugin failure
+                self._left_out.setdefault("dimsekit_add_options", set()).add(plugin_name)
+                self._failed(self.plugins.setdefault(plugin_name, PluginInfo(plugin_name)),
+                             exc)
+                continue
+            for decorate in decorators:
+                before = list(command.params)
+                taken = {opt for p in before for opt in (*p.opts, *p.secondary_opts)}
+                names = {p.name for p in before}
+                decorate(command)
+                for param in command.params[len(before):]:
+                    clash = ({*param.opts, *param.secondary_opts} & taken
+                             or ({param.name} & names))
+                    if clash:
+                        command.params[:] = before
+                        raise PluginError(
+                            f"plugin {plugin_name!r} adds option "
+                            f"{'/'.join(sorted(clash))} to command {name!r}, which has it")
+                    added.append(str(param.name))
+        if not added:
+            return
+        # click adds options at the end; the command's arguments stay last in --help
+        own = command.callback
+
+        def callback(**kwargs: Any) -> Any:
+            import click
+
+            values = {key: kwargs.pop(key) for key in added if key in kwargs}
+            click.get_current_context().meta[ADDED_OPTIONS] = values
+            # called as it is: a UsageError it raises is the command line's
+            self._caller("dimsekit_before_command")(command=name, options=values)
+            return own(**kwargs)
+
+        command.callback = callback
+
     def _unique(self, hook_name: str, items: Iterable[Any], service: str,
-                what: str) -> list[Any]:
+                what: str, also: str | None = None) -> list[Any]:
         seen: set[str] = set()
         out = []
         for item in items:
-            if item.service != service:
+            if item.service != service and (also is None or item.service != also):
                 continue
             if item.name in seen:
                 who = self.contributors(hook_name, _named(item.name, service))

@@ -94,3 +94,19 @@ def decoder(transfer_syntax: Any) -> Decoder:
         return make(elements, encoding)
 
     return Decoder(read, deflated)
+
+
+def sequence_item_splitter(implicit: bool) -> Any:
+    """``items(value) -> [ {tag: raw element} ... ] | None``: a raw
+    sequence value split into its items' raw elements without pydicom
+    parsing it (the fast path: :mod:`dimsekit._internals`), None for what
+    only pydicom reads; or None on the pure path (``DIMSEKIT_PURE=1``),
+    where every sequence is pydicom's.  For writers that format sequences
+    from their bytes (find's dump)."""
+    from dimsekit._internals import fast_path
+
+    if not fast_path():
+        return None
+    from dimsekit._internals.datasets import item_splitter
+
+    return item_splitter(implicit)

@@ -601,14 +601,10 @@ class _NeedsDataset(Exception):
 @functools.cache
 def _item_splitter(implicit: bool) -> Any:
     """The fast path's sequence item splitter (None: pydicom parses every
-    sequence): :func:`dimsekit._internals.datasets.item_splitter`."""
-    from dimsekit._internals import fast_path
+    sequence): :func:`dimsekit.api.sequence_item_splitter`."""
+    from dimsekit.api import sequence_item_splitter
 
-    if not fast_path():
-        return None
-    from dimsekit._internals.datasets import item_splitter
-
-    return item_splitter(implicit)
+    return sequence_item_splitter(implicit)
 
 
 def _raw_sequence(out: list[str], level: int, head: str, name: str, elem: Any,

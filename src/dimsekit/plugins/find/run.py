@@ -33,6 +33,7 @@ from dimsekit.api import (
     RowQuery,
     UsageError,
     Writer,
+    WriterOptions,
     add_row_element,
     apply_keys,
     finish_query,
@@ -68,7 +69,7 @@ class FindRequest:
     ext_neg: dict[str, bytes] = field(default_factory=dict)
     output: str | None = None
     show_responses: bool = True
-    writer_options: dict[str, Any] = field(default_factory=dict)
+    writer_options: WriterOptions = field(default_factory=lambda: WriterOptions())
     extract: list[tuple[str, str]] = field(default_factory=list)  # (suffix, dir)
     extract_xml_single: str | None = None
     extract_limit: int | None = None
@@ -171,7 +172,7 @@ class FindRequest:
             raise UsageError(f"unknown output format {fmt!r}")
         if correction:
             log.info("+dc: pydicom reads responses leniently; nothing more to correct")
-        writer_options = {"columns": columns, "keys": overrides,
+        writer_options: WriterOptions = {"columns": columns, "keys": overrides,
                           "queries": [q.identifier for q in queries]
                           + _level_templates(plan, queries),
                           "batch": batch is not None,
