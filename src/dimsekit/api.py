@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 from dimsekit.association import (
+    accepted_context,
     open_association,
     presentation_contexts,
     transfer_syntax_name,
@@ -104,7 +105,7 @@ _LAZY = {"Exchange": "dimsekit.dimse", "Message": "dimsekit.dimse",
          **dict.fromkeys(("Request", "find_request", "move_request", "echo_request",
                           "COMMAND_FIELDS", "PRIORITY_LOW", "PRIORITY_MEDIUM",
                           "PRIORITY_HIGH"), "dimsekit.dimse"),
-         **dict.fromkeys(("Decoder", "decoder", "sequence_item_splitter"),
+         **dict.fromkeys(("Decoder", "decoder", "sequence_item_splitter", "encode_identifier"),
                          "dimsekit.qr.decode"),
          # C-FIND building blocks of the library (dimsekit.qr): the find
          # command is built on them; a Q/R API for plugins is issue 13's
@@ -154,7 +155,7 @@ if TYPE_CHECKING:  # pragma: no cover - what _LAZY loads, for type checkers
         Summary,
         level_of,
     )
-    from dimsekit.qr.decode import Decoder, decoder, sequence_item_splitter
+    from dimsekit.qr.decode import Decoder, decoder, encode_identifier, sequence_item_splitter
     from dimsekit.qr.find import (
         CANCEL_GRACE,
         Final,
@@ -244,6 +245,8 @@ __all__ = [
     "Decoder",
     "decoder",
     "sequence_item_splitter",
+    "encode_identifier",
+    "accepted_context",
     "ExtendedNegotiationFlag",
     "Host",
     "IncompleteError",

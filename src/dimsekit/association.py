@@ -154,6 +154,17 @@ def presentation_contexts(abstract_syntaxes: Iterable[str], transfer_syntaxes: I
     return [build_context(uid, ts) for uid in abstract_syntaxes]
 
 
+def accepted_context(assoc: Any, sop_class_uid: str) -> tuple[int, Any]:
+    """``(context_id, transfer_syntax)`` of the context the peer accepted
+    for ``sop_class_uid`` on ``assoc``; AssociationError (exit 3) when it
+    accepted none."""
+    for cx in assoc.accepted_contexts:
+        if cx.abstract_syntax == sop_class_uid:
+            return cx.context_id, cx.transfer_syntax[0]
+    raise AssociationError(f"the peer accepted no presentation context for "
+                           f"{_uid_name(sop_class_uid)}")
+
+
 def _explicit_contexts(records: Iterable[Any], default_syntaxes: Iterable[str],
                        ext_neg: list[Any]) -> list[Any]:
     """pynetdicom contexts for PresentationContext records; their role

@@ -110,3 +110,20 @@ def sequence_item_splitter(implicit: bool) -> Any:
     from dimsekit._internals.datasets import item_splitter
 
     return item_splitter(implicit)
+
+
+def encode_identifier(ds: Any, transfer_syntax: Any) -> bytes:
+    """A request's identifier (a pydicom Dataset) encoded in
+    ``transfer_syntax`` (a pydicom UID, e.g. the accepted context's: see
+    :func:`~dimsekit.association.accepted_context`), as pynetdicom encodes
+    it.  Raises UsageError when it cannot be encoded."""
+    from pydicom.uid import UID
+    from pynetdicom.dsutils import encode
+
+    from dimsekit.errors import UsageError
+
+    ts = UID(str(transfer_syntax))
+    data = encode(ds, ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
+    if data is None:
+        raise UsageError(f"cannot encode the identifier in {ts.name}")
+    return bytes(data)
