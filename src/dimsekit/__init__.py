@@ -29,6 +29,8 @@ _PUBLIC = {
     "Peer": "dimsekit.client",
     "Session": "dimsekit.client",
     "Results": "dimsekit.client",
+    "Retrieved": "dimsekit.client",
+    "OutputError": "dimsekit.errors",
     "TLSSettings": "dimsekit.tls",
     "DimsekitError": "dimsekit.errors",
     "UsageError": "dimsekit.errors",
@@ -56,19 +58,22 @@ __all__ = [
     "Peer",
     "PeerFailure",
     "Results",
+    "Retrieved",
+    "OutputError",
     "Session",
     "TLSSettings",
     "UsageError",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
-    from dimsekit.client import Peer, Results, Session
+    from dimsekit.client import Peer, Results, Retrieved, Session
     from dimsekit.errors import (
         AssociationError,
         DimsekitError,
         ExitCode,
         IncompleteError,
         Interrupted,
+        OutputError,
         PeerFailure,
         UsageError,
     )

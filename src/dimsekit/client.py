@@ -27,7 +27,10 @@ each use their own.  The contract, with tested examples: docs/python-api.md.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable, Generator, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from dimsekit.association import TRANSFER_SYNTAX_PROPOSALS, AssociationSettings
@@ -45,10 +48,11 @@ def _models() -> dict[str, InformationModel]:
     return {m.name: m for m in MODELS}
 
 
-def _model(model: str | InformationModel | None) -> InformationModel | None:
+def _model(model: str | InformationModel | None,
+           models: dict[str, InformationModel] | None = None) -> InformationModel | None:
     if model is None or isinstance(model, InformationModel):
         return model
-    models = _models()
+    models = models or _models()
     for m in models.values():
         if model in (m.name, m.sop_class_uid):
             return m
@@ -72,7 +76,8 @@ def _key_text(path: str, value: Any) -> str:
 
 def make_query(query: Any = None, keys: Mapping[str, Any] | None = None, *,
                model: str | InformationModel | None = None, charset: str | None = None,
-               new_vr: bool = True, label: str = "query") -> Any:
+               new_vr: bool = True, label: str = "query",
+               models: dict[str, InformationModel] | None = None) -> Any:
     """A prepared :class:`~dimsekit.qr.find.Query` from a mapping in the
     ``-k`` grammar, keyword arguments and/or a pydicom Dataset (copied,
     then the keys applied on top), as the CLI prepares ``-k`` and query
@@ -84,7 +89,8 @@ def make_query(query: Any = None, keys: Mapping[str, Any] | None = None, *,
     from dimsekit.keys import apply_keys, parse_keys
     from dimsekit.qr.query import finish_query
 
-    chosen = _model(model)
+    models = models or _models()
+    chosen = _model(model, models)
     texts: list[str] = []
     if isinstance(query, Dataset):
         ds = copy.deepcopy(query)
@@ -99,7 +105,7 @@ def make_query(query: Any = None, keys: Mapping[str, Any] | None = None, *,
     apply_keys(ds, overrides)
     if not len(ds):
         raise UsageError("empty query: give at least one key")
-    return finish_query(label, ds, overrides, models=_models(), model=chosen,
+    return finish_query(label, ds, overrides, models=models, model=chosen,
                         charset=charset, new_vr=new_vr)
 
 
@@ -468,6 +474,22 @@ class _Abort(Exception):
     """Thrown into open_association to make it abort."""
 
 
+@dataclass(frozen=True)
+class Retrieved:
+    """What a :meth:`Peer.get` or :meth:`Peer.move` brought: the final
+    response (``.status.completed``, ``.failed``, ``.warning``,
+    ``.failed_instances``) and the files written."""
+
+    status: Any
+    files: list[Path]
+
+    @property
+    def complete(self) -> bool:
+        """Success, and no sub-operation failed or warned."""
+        return (self.status.category == "Success" and not self.status.failed
+                and not self.status.warning)
+
+
 class Peer:
     """A DICOM peer (an SCP) and how to associate with it.
 
@@ -598,6 +620,90 @@ class Peer:
 
         return Batch(connect, rows, _remake(settings.new_vr), plan=plan,
                      dimse_timeout=settings.dimse_timeout)
+
+    def get(self, query: Any = None, /, *, directory: str | os.PathLike[str],
+            model: str | InformationModel | None = None, charset: str | None = None,
+            **keys: Any) -> Retrieved:
+        """One C-GET on an association of its own: what ``query`` matches
+        is written to ``directory`` (see :class:`~dimsekit.storage.InstanceWriter`).
+
+        ``query`` and ``keys`` as :meth:`find` takes them; it needs a
+        QueryRetrieveLevel.  ``model``: ``"patient"``, ``"study"`` or
+        ``"psonly"`` (default: patient root for a PATIENT level, else study
+        root).  Returns a :class:`Retrieved`; raises PeerFailure when the
+        peer answers a failure, IncompleteError when the association is
+        lost, OutputError when an instance cannot be written."""
+        return self._retrieve("get", query, keys, model=model, charset=charset,
+                              directory=directory)
+
+    def move(self, query: Any = None, /, *, destination: str | None = None,
+             listen_port: int | None = None,
+             directory: str | os.PathLike[str] | None = None,
+             model: str | InformationModel | None = None, charset: str | None = None,
+             **keys: Any) -> Retrieved:
+        """One C-MOVE on an association of its own, to ``destination``
+        (default: our calling AE title).  With ``listen_port``, a storage
+        SCP listens there while the C-MOVE runs and writes what arrives to
+        ``directory`` (the peer must know ``destination`` at this
+        machine's address and that port).  Otherwise as :meth:`get`."""
+        if listen_port is not None and directory is None:
+            raise UsageError("move(listen_port=...) needs directory= for what arrives")
+        return self._retrieve("move", query, keys, model=model, charset=charset,
+                              directory=directory, destination=destination,
+                              listen_port=listen_port)
+
+    def _retrieve(self, service: str, query: Any, keys: Mapping[str, Any], *,
+                  model: Any, charset: str | None, directory: Any,
+                  destination: str | None = None, listen_port: int | None = None) -> Retrieved:
+        import contextlib
+
+        from dimsekit.association import open_association
+        from dimsekit.errors import OutputError
+        from dimsekit.qr.find import negotiation_items
+        from dimsekit.qr.retrieve import GET_MODELS, MOVE_MODELS, retrieve, retrieve_contexts
+        from dimsekit.storage import InstanceWriter, StoreServer
+
+        models = {m.name: m for m in (GET_MODELS if service == "get" else MOVE_MODELS)}
+        prepared = make_query(query, keys, model=model, charset=charset,
+                              new_vr=self.settings.new_vr, models=models)
+        if "QueryRetrieveLevel" not in prepared.identifier:
+            raise UsageError(f"a C-{service.upper()} needs QueryRetrieveLevel")
+        writer = InstanceWriter(directory) if directory is not None else None
+        if writer is not None:
+            try:
+                writer.prepare()
+            except OSError as exc:
+                raise UsageError(f"cannot write to {directory}: "
+                                 f"{exc.strerror or exc}") from None
+        s = self.settings
+        destination = destination or s.calling_aet
+        server: Any = contextlib.nullcontext()
+        if service == "move" and listen_port is not None and writer is not None:
+            server = StoreServer(destination, listen_port, writer,
+                                 network_timeout=s.network_timeout,
+                                 acse_timeout=s.acse_timeout, dimse_timeout=s.dimse_timeout,
+                                 max_pdu=s.max_pdu)
+        final = None
+        with server, open_association(
+                s, contexts=retrieve_contexts(service, prepared.model),
+                ext_neg=negotiation_items(self.ext_neg),
+                store=writer if service == "get" else None) as assoc:
+            for status in retrieve(assoc, service, prepared, prepared.model,
+                                   destination=destination):
+                final = status
+        assert final is not None and final.final  # retrieve() raises otherwise
+        if writer is not None and writer.errors:
+            uid, reason = writer.errors[0]
+            raise OutputError(f"cannot write received instance {uid} to {directory}: "
+                              f"{reason}")
+        if final.category not in ("Success", "Warning"):
+            from dimsekit.qr.retrieve import status_table
+            from dimsekit.status import describe_status
+
+            raise PeerFailure(f"C-{service.upper()}: peer answered "
+                              f"{describe_status(final.status, status_table(service))} "
+                              f"({final.counts()})", status=final.status)
+        return Retrieved(final, list(writer.paths) if writer is not None else [])
 
     def echo(self) -> None:
         """C-ECHO on an association of its own (see :meth:`Session.echo`)."""
