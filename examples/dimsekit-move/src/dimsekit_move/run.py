@@ -130,27 +130,22 @@ def run_retrieve(request: RetrieveRequest) -> int:
             raise UsageError(f"cannot write to {request.directory}: "
                              f"{exc.strerror or exc}") from None
     models = list({q.model.name: q.model for q in request.queries}.values())
-    contexts = [cx for m in models for cx in retrieve_contexts(request.service, m)]
-    if request.service == "get" and len(models) > 1:
-        # one set of storage contexts is enough; an association has room for 128
-        seen: set[str] = set()
-        contexts = [cx for cx in contexts
-                    if not (cx.abstract_syntax in seen or seen.add(cx.abstract_syntax))]
-        contexts = contexts[:128]
+    # one context per model, then (C-GET) one set of storage contexts; an
+    # association has room for 128
+    contexts = {cx.abstract_syntax: cx for m in models
+                for cx in retrieve_contexts(request.service, m)}
+    ordered = sorted(contexts.values(), key=lambda cx: cx.scp_role is not None)[:128]
     failures: list[str] = []
     with _receiver(request, writer), open_association(
-            request.settings, contexts=contexts,
+            request.settings, contexts=ordered,
             ext_neg=negotiation_items(request.ext_neg),
             store=writer if request.service == "get" else None) as assoc:
         for number, query in enumerate(request.queries, 1):
             final = None
+            # each pending response's counts are in pynetdicom's -v log
             for status in retrieve(assoc, request.service, query, query.model,
                                    destination=request.destination, message_id=number):
-                if status.final:
-                    final = status
-                elif log.isEnabledFor(logging.INFO):
-                    log.info("%s: pending: remaining %s, %s", _name(request, query),
-                             status.remaining, status.counts())
+                final = status
             assert final is not None  # retrieve() raises when none comes
             problem = _outcome(request, query, final)
             if problem:
