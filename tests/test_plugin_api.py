@@ -167,3 +167,87 @@ def test_plugins_json_lists_the_move_example():
     assert rows["move"]["hooks"] == ["dimsekit_commands", "dimsekit_information_models"]
     helps = run_dimsekit("--help").stdout
     assert " move " in helps and " get " in helps
+
+
+# ---------------------------------------------------------------------------
+# the Q/R pieces a plugin builds a command from, against the recording peer
+# ---------------------------------------------------------------------------
+
+
+def test_a_find_built_from_public_pieces_alone(dimsekit_make_scp):
+    from pydicom import Dataset
+
+    from dimsekit.api import (
+        COMMAND_FIELDS,
+        FLAGS,
+        MODELS,
+        AssociationSettings,
+        Exchange,
+        accepted_context,
+        accepted_negotiation,
+        decoder,
+        encode_identifier,
+        find_request,
+        negotiation_for,
+        negotiation_items,
+        open_association,
+    )
+
+    scp = dimsekit_make_scp()
+    study = next(m for m in MODELS if m.name == "study")
+    ext_neg, warnings = negotiation_for(FLAGS, [study], {"relational-query"})
+    assert warnings == [] and ext_neg == {study.sop_class_uid: b"\x01\x00\x00\x00\x00"}
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.PatientID = ""
+    settings = AssociationSettings(peer="127.0.0.1", port=scp.port)
+    with open_association(settings, [study.sop_class_uid],
+                          ext_neg=negotiation_items(ext_neg)) as assoc:
+        context_id, ts = accepted_context(assoc, study.sop_class_uid)
+        assert accepted_negotiation(assoc) == {study.sop_class_uid: b"\x01\x00\x00\x00\x00"}
+        decode = decoder(ts)
+        ids = []
+        with Exchange(assoc) as exchange:
+            exchange.send(find_request(7, study.sop_class_uid, encode_identifier(query, ts)),
+                          context_id)
+            while True:
+                message = exchange.receive()
+                assert message is not None, exchange.failure
+                assert message.command_field == COMMAND_FIELDS["C-FIND-RSP"]
+                assert message.message_id_being_responded_to == 7
+                if message.status != 0xFF00:
+                    break
+                ids.append(str(decode(message.dataset).PatientID))
+    assert message.status == 0x0000
+    # one match a study
+    assert sorted(ids) == sorted(p.patient_id for p in _sample_patients() for _ in p.studies)
+    (recorded,) = scp.associations
+    assert recorded.extended_negotiation == {study.sop_class_uid: b"\x01\x00\x00\x00\x00"}
+
+
+def _sample_patients():
+    from realpeers import SAMPLE_PATIENTS
+
+    return SAMPLE_PATIENTS
+
+
+def test_status_tables_and_retrieve_contexts():
+    from dimsekit.api import (
+        GET_MODELS,
+        PresentationContext,
+        describe_status,
+        retrieve_contexts,
+        status_table,
+    )
+
+    assert describe_status(0xA801, status_table("move")) == (
+        "0xA801 (Failure: Move destination unknown)")
+    assert describe_status(0xB000, status_table("get")).startswith("0xB000 (Warning")
+    with pytest.raises(ValueError, match="no status table for service 'nope'"):
+        status_table("nope")
+    study_get = next(m for m in GET_MODELS if m.name == "study")
+    contexts = retrieve_contexts("get", study_get)
+    assert contexts[0] == PresentationContext("1.2.840.10008.5.1.4.1.2.2.3")
+    assert 100 < len(contexts) <= 128
+    assert all(cx.scp_role and cx.scu_role is False for cx in contexts[1:])
+    assert len(retrieve_contexts("move", study_get)) == 1

@@ -45,6 +45,7 @@ import pluggy
 
 from dimsekit.association import (
     accepted_context,
+    accepted_negotiation,
     open_association,
     presentation_contexts,
     transfer_syntax_name,
@@ -247,6 +248,7 @@ __all__ = [
     "sequence_item_splitter",
     "encode_identifier",
     "accepted_context",
+    "accepted_negotiation",
     "ExtendedNegotiationFlag",
     "Host",
     "IncompleteError",

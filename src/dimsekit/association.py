@@ -165,6 +165,14 @@ def accepted_context(assoc: Any, sop_class_uid: str) -> tuple[int, Any]:
                            f"{_uid_name(sop_class_uid)}")
 
 
+def accepted_negotiation(assoc: Any) -> dict[str, bytes]:
+    """The SOP Class Extended Negotiation the peer answered on ``assoc``:
+    ``{sop_class_uid: application information}`` (a class missing: the
+    peer did not answer for it, so none of it is in use)."""
+    answered = getattr(assoc.acceptor, "sop_class_extended", None) or {}
+    return {str(uid): bytes(info) for uid, info in answered.items() if info is not None}
+
+
 def _explicit_contexts(records: Iterable[Any], default_syntaxes: Iterable[str],
                        ext_neg: list[Any]) -> list[Any]:
     """pynetdicom contexts for PresentationContext records; their role
