@@ -531,6 +531,20 @@ class Peer:
             network_timeout=network_timeout, max_pdu=max_pdu, new_vr=new_vr, tls=tls)
         self.ext_neg = dict(ext_neg or {})
 
+    @classmethod
+    def from_config(cls, name: str, path: str | os.PathLike[str] | None = None,
+                    **overrides: Any) -> Peer:
+        """The peer configured as ``[peers.NAME]`` in dimsekit's
+        configuration file (``path``, else ``$DIMSEKIT_CONFIG``, else
+        ``$XDG_CONFIG_HOME/dimsekit/config.toml``, else
+        ``~/.config/dimsekit/config.toml``: see :mod:`dimsekit.config`);
+        ``overrides`` are keyword arguments of :class:`Peer` that win over
+        the file.  Raises UsageError (no such peer, a bad file)."""
+        from dimsekit.config import load_config
+
+        entry = load_config(path).peer(name)
+        return cls(entry.host, entry.port, **{**entry.peer_kwargs(), **overrides})
+
     def __repr__(self) -> str:
         s = self.settings
         return (f"Peer({s.peer!r}, {s.port}, called_aet={s.called_aet!r}, "

@@ -102,6 +102,9 @@ def build_cli(host: Host | None = None) -> click.Group:
     )
     group = version_option(group)
     group.add_command(_plugins_command(host))
+    from dimsekit.cli.peers import peers_command
+
+    group.add_command(peers_command())
     return group
 
 

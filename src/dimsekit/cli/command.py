@@ -37,7 +37,12 @@ class DimsekitCommand(click.Command):
     (:func:`args_in_order`, :func:`last_given`) before click parses them."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        ctx.meta[_IN_ORDER] = (ctx, walk_args(self, ctx, args))
+        given = walk_args(self, ctx, args)
+        named = _named_peer(self, args, given)
+        if named is not None:
+            args = named
+            given = walk_args(self, ctx, args)
+        ctx.meta[_IN_ORDER] = (ctx, given)
         return super().parse_args(ctx, args)
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -55,6 +60,35 @@ class DimsekitCommand(click.Command):
                 formatter.write_dl(records)
 
 
+def _named_peer(command: click.Command, args: list[str], given: list[Given]) -> list[str] | None:
+    """``dimsekit CMD NAME ...`` where NAME is a configured peer
+    (:mod:`dimsekit.config`) and the command takes ``PEER PORT``: NAME
+    becomes the peer's host, its port is put in unless the next argument is
+    one, and its association options go before the user's (whose own
+    options, coming later, win).  None: nothing to change."""
+    arguments = [p.name for p in command.params if isinstance(p, click.Argument)]
+    if arguments[:2] != ["peer", "port"]:
+        return None
+    positional = [g for g in given if g.param is None and g.position >= 0]
+    if not positional:
+        return None
+    name = positional[0].values[0]
+    if name.isdigit() or name.startswith(("@", "-", "+")):
+        return None
+    from dimsekit.config import load_config
+
+    config = load_config()
+    entry = config.peers.get(name)
+    if entry is None:
+        return None
+    for warning in config.warnings:
+        click.echo(f"W: {warning}", err=True)
+    port_given = len(positional) > 1 and positional[1].values[0].isdigit()
+    at = positional[0].position
+    return [*entry.options(), *args[:at], entry.host,
+            *([] if port_given else [str(entry.port)]), *args[at + 1:]]
+
+
 # ---------------------------------------------------------------------------
 # the command line in order
 # ---------------------------------------------------------------------------
@@ -69,6 +103,8 @@ class Given(NamedTuple):
 
     param: click.Option | None
     values: tuple[str, ...]
+    #: where a positional argument stood in the words walked (-1: an option)
+    position: int = -1
 
 
 def walk_args(command: click.Command, ctx: click.Context, args: list[str]) -> list[Given]:
@@ -111,7 +147,7 @@ def walk_args(command: click.Command, ctx: click.Context, args: list[str]) -> li
         if arg == "--":
             break
         if not (arg[:1] in prefixes and len(arg) > 1):
-            out.append(Given(None, (arg,)))
+            out.append(Given(None, (arg,), i - 1))
             if not ctx.allow_interspersed_args:
                 break  # the first positional ends the options
             continue
@@ -148,7 +184,7 @@ def walk_args(command: click.Command, ctx: click.Context, args: list[str]) -> li
     else:
         return out
     # "--", or the first positional without interspersed arguments
-    out.extend(Given(None, (a,)) for a in args[i:])
+    out.extend(Given(None, (a,), j) for j, a in enumerate(args[i:], i))
     return out
 
 
