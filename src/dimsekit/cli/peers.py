@@ -37,11 +37,11 @@ def _cell(value: Any) -> str:
 
 
 def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
-    widths = [max([len(title)] + [len(_cell(r[key])) for r in rows]) for key, title in columns]
-    lines = ["  ".join(title.ljust(w) for (_, title), w in zip(columns, widths)).rstrip()]
-    lines += ["  ".join(_cell(r[key]).ljust(w) for (key, _), w in zip(columns, widths)).rstrip()
-              for r in rows]
-    return "\n".join(lines)
+    cells = [[title for _, title in columns]]
+    cells += [[_cell(r[key]) for key, _ in columns] for r in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+                     for line in cells)
 
 
 _LIST = [("name", "NAME"), ("address", "ADDRESS"), ("called_aet", "CALLED AE"),
@@ -67,7 +67,7 @@ def peers_command() -> click.Group:
         rows = [_row(e) for e in config.peers.values()]
         if as_json:
             click.echo(json.dumps([{**r, "settings": e.shown()} for r, e in
-                                   zip(rows, config.peers.values())], indent=2))
+                                   zip(rows, config.peers.values(), strict=True)], indent=2))
         elif rows:
             click.echo(_table(rows, _LIST))
         else:
