@@ -64,6 +64,7 @@ from dimsekit.cli.options import (
     model_options,
     negotiation_options,
     option,
+    peer_arguments,
     requested_flags,
 )
 from dimsekit.errors import (
@@ -303,6 +304,7 @@ __all__ = [
     "model_options",
     "negotiation_options",
     "requested_flags",
+    "peer_arguments",
     "GET",
     "GET_MODELS",
     "MOVE",

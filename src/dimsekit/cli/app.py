@@ -105,7 +105,35 @@ def build_cli(host: Host | None = None) -> click.Group:
     from dimsekit.cli.peers import peers_command
 
     group.add_command(peers_command())
+    group.add_command(_completion_command())
     return group
+
+
+def _completion_command() -> click.Command:
+    @click.command("completion", context_settings=CONTEXT_SETTINGS)
+    @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+    @click.pass_context
+    def completion(ctx: click.Context, shell: str) -> None:
+        """Print the shell completion script for SHELL (click's).
+
+        \b
+        bash:  eval "$(dimsekit completion bash)"   (in ~/.bashrc)
+        zsh:   eval "$(dimsekit completion zsh)"    (in ~/.zshrc)
+        fish:  dimsekit completion fish > ~/.config/fish/completions/dimsekit.fish
+
+        Commands, options, --format values, configured peer names (PEER)
+        and -k keywords complete.
+        """
+        from click.shell_completion import get_completion_class
+
+        cls = get_completion_class(shell)
+        assert cls is not None  # click knows the three
+        root = ctx.find_root()
+        name = root.info_name or "dimsekit"
+        var = f"_{name}_COMPLETE".replace("-", "_").upper()
+        click.echo(cls(root.command, {}, name, var).source(), nl=False)
+
+    return completion
 
 
 def _internal_error(exc: BaseException, args: Sequence[str]) -> NoReturn:

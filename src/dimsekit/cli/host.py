@@ -31,7 +31,7 @@ PROJECT = "dimsekit"
 #: comma list of entry-point names to load besides the built-ins; "" = built-ins only
 LOAD_ENV = "DIMSEKIT_LOAD_PLUGINS"
 #: commands the host itself owns; a plugin may not shadow them
-HOST_COMMANDS = frozenset({"plugins", "peers"})
+HOST_COMMANDS = frozenset({"plugins", "peers", "completion"})
 
 
 #: a writer's ``service`` that offers it to every command writing data sets

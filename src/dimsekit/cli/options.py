@@ -68,10 +68,26 @@ def version_lines() -> list[str]:
     return lines
 
 
+def plugin_version_lines(host: Any) -> list[str]:
+    """One line a loaded plugin: ``plugin echo 0.1.0 (dimsekit-echo)``."""
+    lines = []
+    for info in host.plugins.values():
+        if info.status != "loaded":
+            continue
+        dist = info.distribution
+        from_dist = f" ({dist})" if dist and dist != info.name else ""
+        lines.append(f"plugin {info.name} {info.version or 'unknown'}{from_dist}")
+    return lines
+
+
 def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    click.echo("\n".join(version_lines()))
+    lines = version_lines()
+    host = getattr(ctx.find_root().command, "host", None)
+    if host is not None:
+        lines += plugin_version_lines(host)
+    click.echo("\n".join(lines))
     ctx.exit()
 
 
@@ -135,9 +151,49 @@ logging_options = _compose(
 # key overrides
 # ---------------------------------------------------------------------------
 
+def complete_keys(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion of ``-k``: the keywords of pydicom's dictionary
+    (after a ``LEVEL:`` prefix too); nothing once a value is being typed."""
+    from click.shell_completion import CompletionItem
+
+    if "=" in incomplete or "(" in incomplete or "[" in incomplete:
+        return []
+    prefix, _, word = incomplete.rpartition(":")
+    prefix = prefix + ":" if prefix else ""
+    from pydicom.datadict import keyword_dict
+
+    found = sorted(k for k in keyword_dict if k.startswith(word) and k)
+    return [CompletionItem(prefix + k) for k in found[:500]]
+
+
+def complete_peer_names(ctx: click.Context, param: click.Parameter,
+                        incomplete: str) -> list[Any]:
+    """Shell completion of PEER: the configured peers' names."""
+    from click.shell_completion import CompletionItem
+
+    from dimsekit.config import load_config
+    from dimsekit.errors import DimsekitError
+
+    try:
+        peers = load_config().peers
+    except DimsekitError:
+        return []
+    return [CompletionItem(name, help=f"{e.host}:{e.port}")
+            for name, e in sorted(peers.items()) if name.startswith(incomplete)]
+
+
+#: ``PEER PORT``, the arguments every network command starts with: PEER
+#: completes to the configured peers' names, and a configured name stands
+#: for both (``dimsekit find pacs -k ...``: docs/peers.md)
+peer_arguments = _compose(
+    click.argument("peer", shell_complete=complete_peer_names),
+    click.argument("port", type=click.IntRange(1, 65535)),
+)
+
+
 key_options = _compose(
     option("-k", "--key", "keys", group="override matching keys", multiple=True,
-           metavar="KEY[=VALUE]",
+           metavar="KEY[=VALUE]", shell_complete=complete_keys,
            help="override matching key: (gggg,eeee)=VALUE, gggg,eeee=VALUE, "
                 "Keyword=VALUE or a path such as "
                 "ScheduledProcedureStepSequence[0].Modality=CT; no value: "
@@ -204,6 +260,10 @@ def requested_flags(kwargs: dict[str, Any]) -> set[str]:
 
 
 __all__ = [
+    "complete_keys",
+    "complete_peer_names",
+    "peer_arguments",
+    "plugin_version_lines",
     "NEGOTIATION_PREFIX",
     "model_options",
     "negotiation_options",

@@ -16,6 +16,7 @@ from dimsekit.api import (
     general_options,
     logging_options,
     option,
+    peer_arguments,
 )
 
 #: DCMTK echoscu's default calling AE title
@@ -33,8 +34,7 @@ def build_echo_command() -> click.Command:
     @option("--repeat", group="network", type=click.IntRange(min=1), default=1,
             show_default=True, metavar="N",
             help="send N C-ECHO requests on the one association")
-    @click.argument("peer")
-    @click.argument("port", type=click.IntRange(1, 65535))
+    @peer_arguments
     def echo(peer: str, port: int, association, repeat: int) -> int:
         """C-ECHO SCU: verify the DICOM connection to PEER PORT.
 

@@ -23,6 +23,7 @@ from dimsekit.api import (
     model_options,
     negotiation_options,
     option,
+    peer_arguments,
 )
 
 #: DCMTK's default calling AE titles
@@ -84,8 +85,7 @@ def build_command(host: Host, service: str) -> click.Command:
         option("-od", "--output-directory", group="output", metavar="DIR", default=".",
                show_default=True, help="write received instances to DIR (created if "
                                        "missing)"),
-        click.argument("peer"),
-        click.argument("port", type=click.IntRange(1, 65535)),
+        peer_arguments,
         click.argument("query_files", nargs=-1, metavar="[QUERY_FILE]..."),
     ]
 

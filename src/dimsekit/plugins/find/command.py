@@ -23,6 +23,7 @@ from dimsekit.api import (
     model_options,
     negotiation_options,
     option,
+    peer_arguments,
 )
 
 _Q = "query"
@@ -167,8 +168,7 @@ def build_find_command(host: Host) -> click.Command:
                "DCMTK compatibility: responses are always read leniently)"),
         option("-dc", "--disable-correction", "correction", group=_OUT, flag_value=False,
                help="disable automatic data correction (default)"),
-        click.argument("peer"),
-        click.argument("port", type=click.IntRange(1, 65535)),
+        peer_arguments,
         click.argument("query_files", nargs=-1, metavar="[QUERY_FILE]..."),
     ]
 
