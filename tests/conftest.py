@@ -74,7 +74,7 @@ NETWORK_MODULES = frozenset({
     "test_find_realpeers", "test_interrupt", "test_memory", "test_negotiation_fixes",
     "test_output_faults", "test_python_api_docs", "test_realpeers", "test_tls",
     "test_tls_orthanc", "test_echo_command", "test_batch", "test_scripting_docs",
-    "test_client_retrieve", "test_config",
+    "test_client_retrieve", "test_config", "test_find_terminal",
 })
 
 

@@ -145,7 +145,8 @@ def test_the_command_line_wins_over_the_file(dimsekit, configured):
     assert result.returncode == 0, result.stderr
     assert scp.associations[-1].calling_ae == "ADHOC"
     # an explicit port after the name is used
-    result = dimsekit("find", "rec", str(_closed_port()), "-P", "-k", "PatientID=", env=env)
+    result = dimsekit("find", "rec", str(_closed_port()), "-L", "PATIENT", "-k", "PatientID=",
+                      env=env)
     assert result.returncode == 3
     assert result.stderr.startswith("E: cannot connect to 127.0.0.1:")
 

@@ -170,7 +170,11 @@ def test_version_names_dimsekit_and_the_libraries(args):
 
     result = run_dimsekit(*args)
     assert result.returncode == 0 and result.stderr == ""
-    assert result.stdout.splitlines() == [f"dimsekit {__version__}", *_version_lines()]
+    lines = result.stdout.splitlines()
+    assert lines[:5] == [f"dimsekit {__version__}", *_version_lines()]
+    # then one line a loaded plugin, the built-in find first
+    assert lines[5] == f"plugin find {__version__} (dimsekit)"
+    assert all(line.startswith("plugin ") for line in lines[5:])
 
 
 def test_version_imports_neither_pydicom_nor_pynetdicom():

@@ -149,7 +149,7 @@ def test_walk_args_reads_the_command_line_as_click_does():
     ctx = click.Context(click.Command("plain"))
     assert args_in_order(ctx) is None
     assert walk_args(cmd, click.Context(cmd), ["--nope", "-z", "x"]) == [
-        (None, ("x",))]
+        (None, ("x",), 2)]
 
 
 def test_anonymous_tls_verifies_the_peer_whenever_a_ca_is_given():

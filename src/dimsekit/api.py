@@ -118,6 +118,7 @@ _LAZY = {"Exchange": "dimsekit.dimse", "Message": "dimsekit.dimse",
          **dict.fromkeys(("read_query_file", "check_encodable", "choose_charset",
                           "downgrade_new_vrs", "finish_query", "prepare_queries",
                           "negotiation_for"), "dimsekit.qr.query"),
+         "lint_query": "dimsekit.qr.lint",
          **dict.fromkeys(("MOVE", "GET", "MOVE_MODELS", "GET_MODELS", "PRIORITY",
                           "PresentationContext", "RetrieveStatus", "retrieve",
                           "retrieve_contexts", "status_table"), "dimsekit.qr.retrieve"),
@@ -167,6 +168,7 @@ if TYPE_CHECKING:  # pragma: no cover - what _LAZY loads, for type checkers
         negotiation_items,
         skipped_error,
     )
+    from dimsekit.qr.lint import lint_query
     from dimsekit.qr.models import (
         FLAGS,
         MODELS,
@@ -301,6 +303,7 @@ __all__ = [
     "skipped_error",
     "prepare_queries",
     "negotiation_for",
+    "lint_query",
     "model_options",
     "negotiation_options",
     "requested_flags",

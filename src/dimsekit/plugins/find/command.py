@@ -94,6 +94,8 @@ def build_find_command(host: Host) -> click.Command:
                help="Specific Character Set of the query, e.g. 'ISO_IR 100' "
                     "(default: none if ASCII, else the smallest standard set that "
                     "encodes every value: ISO_IR 100 or ISO_IR 192)"),
+        option("--strict", group=_Q, is_flag=True,
+               help="make query lint warnings (W: lines) usage errors: exit 2, nothing sent"),
         option("-L", "--level", group=_Q, metavar="LEVEL",
                type=click.Choice(["PATIENT", "STUDY", "SERIES", "IMAGE"],
                                  case_sensitive=False),
@@ -102,6 +104,10 @@ def build_find_command(host: Host) -> click.Command:
         association_options("FINDSCU"),
         option("--repeat", group=_FLOW, type=click.IntRange(min=1), default=1,
                metavar="N", help="repeat each query N times"),
+        option("--dry-run", group=_FLOW, is_flag=True,
+               help="parse, check and build everything, then print the identifiers that "
+                    "would be sent (--format), the model and why, the presentation "
+                    "contexts and extended negotiation; no network"),
         option("--cancel", group=_FLOW, type=click.IntRange(min=1), metavar="N",
                help="send C-CANCEL after N pending responses (default: never)"),
         option("--batch", group=_BATCH, metavar="FILE",
@@ -137,6 +143,8 @@ def build_find_command(host: Host) -> click.Command:
         option("--format", "fmt", group=_OUT, type=click.Choice(formats),
                default="dump", show_default=True,
                help="format of the responses on stdout: " + ", ".join(formats)),
+        option("--count", group=_OUT, is_flag=True,
+               help="print only the number of matches (each query's with -v)"),
         option("--columns", group=_OUT, metavar="K1,K2,...",
                help="csv columns: keywords, tags or paths such as "
                     "ScheduledProcedureStepSequence[0].Modality (default: the "

@@ -39,6 +39,7 @@ from dimsekit.api import (
     finish_query,
     get_logger,
     level_of,
+    lint_query,
     negotiation_for,
     negotiation_items,
     open_association,
@@ -79,6 +80,10 @@ class FindRequest:
     #: the rows of a --batch (or the queries, as rows, without one)
     rows: Any = None
     batch: bool = False
+    #: --dry-run: say what would be sent, send nothing
+    dry_run: bool = False
+    #: the model was chosen with -P/-S/-O/-W/-U (not inferred)
+    model_given: bool = False
 
     @classmethod
     def from_cli(cls, *, host: Host, query_files: list[str], peer: str, port: int,
@@ -92,7 +97,8 @@ class FindRequest:
                  correction: bool = False, batch: str | None = None, parallel: int = 1,
                  unordered: bool = False, drill_down: str | None = None, retry: int = 0,
                  retry_wait: float = 1.0, max_per_query: int | None = None,
-                 split_on: str | None = None, **rest: Any) -> FindRequest:
+                 split_on: str | None = None, strict: bool = False, count: bool = False,
+                 dry_run: bool = False, **rest: Any) -> FindRequest:
         """Everything that can be wrong with the command line is found here,
         before any network traffic (exit 2)."""
         association.peer, association.port = peer, port
@@ -162,12 +168,22 @@ class FindRequest:
             for q in queries:
                 plan.check(q)
 
+        requested = requested_flags(rest)
+        lint = [w for q in queries for w in lint_query(
+            q, relational="relational-query" in requested)]
+        if strict and lint:
+            raise UsageError(f"{lint[0]} (--strict)")
         ext_neg, warnings = negotiation_for(host.extended_negotiation_flags(SERVICE), used,
-                                            requested_flags(rest))
-        for warning in warnings:
+                                            requested)
+        for warning in [*lint, *warnings]:
             log.warning("%s", warning)
 
         writers = {w.name: w for w in host.writers(SERVICE)}
+        if count:
+            from dimsekit.plugins.find.writers import COUNT
+
+            writers[COUNT.name] = COUNT
+            fmt = COUNT.name
         if fmt not in writers:
             raise UsageError(f"unknown output format {fmt!r}")
         if correction:
@@ -189,7 +205,7 @@ class FindRequest:
             show_responses=show_responses, writer_options=writer_options,
             extract=extract_to, extract_xml_single=extract_xml_single,
             extract_limit=limit_output, overwrite=overwrite, plan=plan, rows=rows,
-            batch=batch is not None,
+            batch=batch is not None, dry_run=dry_run, model_given=model is not None,
         )
 
 
@@ -282,6 +298,10 @@ def run_find(request: FindRequest) -> int:
 
     Changes no process-wide state (the CLI tunes its own process first:
     :func:`dimsekit.plugins.find.command.tune_process`)."""
+    if request.dry_run:
+        from dimsekit.plugins.find.preview import dry_run
+
+        return dry_run(request)
     if request.plan is not None:
         return run_batch(request)
     items = negotiation_items(request.ext_neg)

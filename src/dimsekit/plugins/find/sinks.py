@@ -53,6 +53,10 @@ class Sinks:
                 if out is not None and out.path is not None:
                     out.discard()
             raise
+        from dimsekit.plugins.find import progress
+
+        #: the status line on an interactive stderr (None: not one)
+        self.progress = progress.start(self)
 
     def _open(self, factory, path: str | None, options: dict) -> None:
         out = Output(path)
@@ -139,6 +143,8 @@ class Sinks:
         arrived is kept, closed valid).  A run that failed before the first
         response leaves an existing file as it was, and creates none.
         """
+        if self.progress is not None:
+            self.progress.stop()
         keep = completed or self.count > 0
         if not keep and any(out is not None and out.path is not None
                             for _, out in self._sinks):

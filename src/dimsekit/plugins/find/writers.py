@@ -32,6 +32,37 @@ class DumpWriter:
         self.stream.flush()
 
 
+class CountWriter:
+    """``--count``: nothing per response; the number of matches at the end
+    (and, with -v, each query's on stderr)."""
+
+    def __init__(self, stream: BinaryIO, options: dict[str, Any]):
+        self.stream = stream
+        self.total = 0
+        self.per_query: dict[Any, int] = {}
+
+    def begin(self) -> None:
+        pass
+
+    def write(self, ds: Any, info: Any) -> None:
+        self.total += 1
+        key = getattr(info, "row", None) or info.query
+        self.per_query[key] = self.per_query.get(key, 0) + 1
+
+    def end(self) -> None:
+        from dimsekit.api import get_logger
+
+        log = get_logger("find")
+        for key, n in self.per_query.items():
+            log.info("query %s: %d match%s", key, n, "es" * (n != 1))
+        self.stream.write(f"{self.total}\n".encode())
+        self.stream.flush()
+
+
+#: not a --format: chosen by --count
+COUNT = Writer("count", SERVICE, CountWriter, "the number of matches")
+
+
 def _lazy(module: str, name: str):
     """A factory that imports its writer only when the format is used."""
 
