@@ -64,6 +64,26 @@ def test_fragments_of_command_and_data_set_are_joined():
     assert parts.add(1, b"\x03" + _pending_command(data_set=False)).dataset is None
 
 
+def test_a_repeated_command_set_gives_each_message_its_own_elements():
+    """A stream of pending responses repeats one command set, which is taken
+    apart once: each message still gets its own dict, and a command set that
+    differs (the final response, no data set) is taken apart anew."""
+    parts = _Reassembler()
+    data = b"\x08\x00\x52\x00\x06\x00\x00\x00STUDY "
+    first, second = (parts.add_fragment(1, 3, _pending_command(5)) or
+                     parts.add_fragment(1, 2, bytearray(data)) for _ in range(2))
+    assert first == second == Message(1, parse_command_set(_pending_command(5)), data)
+    assert type(first.dataset) is bytes
+    assert first.command is not second.command
+    first.command.clear()
+    third = parts.add(1, b"\x03" + _pending_command(5)) or parts.add(1, b"\x02" + data)
+    assert third.status == 0xFF00 and third.message_id_being_responded_to == 5
+    final = parts.add(1, b"\x03" + _pending_command(5, data_set=False))
+    assert final is not None and final.dataset is None
+    with pytest.raises(ValueError, match="without CommandField or CommandDataSetType"):
+        parts.add(1, b"\x03" + _us(0x00000900, 0))
+
+
 @pytest.mark.parametrize("pdvs, error", [
     ([b"\x02data"], "data set fragment without a command set"),
     ([b"\x03" + _pending_command(), b"\x03" + _pending_command()],
