@@ -266,6 +266,21 @@ def dataset_maker(implicit: bool, little: bool):
     return make
 
 
+def original_encoding(ds: Any) -> tuple[Any, Any]:
+    """``ds.original_encoding`` (``(None, None)`` for what has none) as
+    pydicom 3.0 keeps it, in ``_read_implicit`` and ``_read_little``: its
+    property builds the typing generics of a ``cast`` on every call (~0.4
+    us, a response's worth of dump lines).  Anything else: the property.
+    ``tests/test_perf_equivalence.py`` holds the two side by side."""
+    state = getattr(ds, "__dict__", None)
+    if state is not None:
+        implicit = state.get("_read_implicit", _UNSEEN)
+        little = state.get("_read_little", _UNSEEN)
+        if implicit is not _UNSEEN and little is not _UNSEEN:
+            return implicit, little
+    return getattr(ds, "original_encoding", (None, None))
+
+
 def raw_elements(ds: Any) -> dict | None:
     """``ds``'s elements as pydicom keeps them (tag -> raw or converted
     element), or None when that cannot be had (then use the public API)."""

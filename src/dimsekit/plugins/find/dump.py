@@ -644,35 +644,41 @@ def _raw_sequence(out: list[str], level: int, head: str, name: str, elem: Any,
             out.append("")  # the item's line, once its length is known
             item_length = _format_elements(elements, None, level + 2, out, implicit,
                                            little, charset)
-            out[at] = _structure_line(level + 1, "(fffe,e000) ", "na",
-                                      f"(Item with explicit length #={len(elements)})",
-                                      item_length, 1, "Item")
+            key: tuple = (level, 0, len(elements), item_length)
+            line = _STRUCTURES.get(key)
+            if line is None:
+                line = _structure_line(key, "  " * (level + 1), "(fffe,e000) ", "na",
+                                       f"(Item with explicit length #={len(elements)})",
+                                       item_length, "Item")
+            out[at] = line
             out.append(item_end)
     except _NeedsDataset:
         del out[start:]
         return None
-    out[start] = _structure_line(level, head, "SQ",
-                                 f"(Sequence with explicit length #={len(items)})",
-                                 elem.length, 1, name)
+    key = (level, head, len(items), elem.length)
+    line = _STRUCTURES.get(key)
+    if line is None:
+        line = _structure_line(key, "  " * level, head, "SQ",
+                               f"(Sequence with explicit length #={len(items)})",
+                               elem.length, name)
+    out[start] = line
     out.append(sequence_end)
     return (8 if implicit else 12) + elem.length
 
 
-#: the lines of :func:`_structure_line`, as made (at most _STRUCTURE_LINES)
+#: the item and sequence lines :func:`_raw_sequence` made, by (level, 0 for an
+#: item or the sequence's head, number of items or elements, length); a
+#: stream of responses has the same few over and over
 _STRUCTURES: dict[tuple, str] = {}
-_STRUCTURE_LINES = 4096
+_STRUCTURE_LINES = 4096  # at most
 
 
-def _structure_line(level: int, head: str, vr: str, text: str, length: int, vm: int,
+def _structure_line(key: tuple, indent: str, head: str, vr: str, text: str, length: int,
                     name: str) -> str:
-    """:func:`_line`'s line for a sequence or an item, made once: a stream of
-    responses has the same few over and over."""
-    key = (level, head, vr, text, length, vm, name)
-    line = _STRUCTURES.get(key)
-    if line is None:
-        line = f"{'  ' * level}{head}{vr} {text:<40} # {length:>3},{vm:>2} {name}"
-        if len(_STRUCTURES) < _STRUCTURE_LINES:
-            _STRUCTURES[key] = line
+    """:func:`_line`'s line for an item or a sequence, kept under ``key``."""
+    line = f"{indent}{head}{vr} {text:<40} # {length:>3}, 1 {name}"
+    if len(_STRUCTURES) < _STRUCTURE_LINES:
+        _STRUCTURES[key] = line
     return line
 
 
@@ -686,6 +692,26 @@ def _delimitation_lines(level: int) -> tuple[str, str]:
     _line(item, "  " * level, "(fffe,e0dd) ", "na",
           "(SequenceDelimitationItem for re-encod.)", 0, 0, "SequenceDelimitationItem")
     return item[0], item[1]
+
+
+def _public_encoding(ds: Any) -> tuple[Any, Any]:
+    return getattr(ds, "original_encoding", (None, None))
+
+
+def _original_encoding(ds: Any) -> tuple[Any, Any]:
+    """pydicom's ``ds.original_encoding``; on the fast path
+    :func:`dimsekit._internals.datasets.original_encoding`, without the
+    property's cost (~0.4 us a response).  Chosen on first use."""
+    global _original_encoding
+    from dimsekit._internals import fast_path
+
+    if fast_path():
+        from dimsekit._internals.datasets import original_encoding
+
+        _original_encoding = original_encoding
+    else:
+        _original_encoding = _public_encoding
+    return _original_encoding(ds)
 
 
 def _format_items(ds: Any, level: int, out: list[str], implicit: bool,
@@ -704,8 +730,12 @@ def _format_elements(elements: dict, ds: Any, level: int, out: list[str], implic
         charset = _charset_terms(cs_elem)
     indent = "  " * level
     total = 0
-    # plain ints: pydicom's BaseTag compares in Python, ints in C
-    for tag, elem in sorted(zip(map(int, elements), elements.values(), strict=True)):
+    # plain ints: pydicom's BaseTag compares in Python, ints in C; elements
+    # usually come in order, and then need no sorting
+    tags = list(map(int, elements))
+    in_order = sorted(tags)
+    for tag, elem in (zip(in_order, elements.values(), strict=True) if tags == in_order
+                      else sorted(zip(tags, elements.values(), strict=True))):
         info = _TAG_CACHE.get(tag)
         if info is None:
             info = _TAG_CACHE[tag] = _tag_info(tag)
@@ -845,7 +875,7 @@ def format_dataset(ds: Any, indent: int = 0) -> str:
     the implicit-VR presentation; a dataset built in memory is treated as
     explicit VR little endian.
     """
-    implicit, little = getattr(ds, "original_encoding", (None, None))
+    implicit, little = _original_encoding(ds)
     if implicit is None:
         implicit = False
     if little is None:
