@@ -107,3 +107,20 @@ def test_made_datasets_are_what_the_constructor_builds(implicit, little):
     made.private_block(0x0009, "DIMSEKIT", create=True).add_new(0x01, "LO", "x")
     assert other._private_blocks == {} and 0x00091001 not in other
     assert str(made.PatientName) == "Doe^John"
+
+
+def test_the_installed_pydicom_and_pynetdicom_have_what_the_fast_path_uses():
+    """Else every run would take the pure path (and the tests above would hold
+    the fast path to nothing): the splitter makes RawDataElements as tuples,
+    field by field, as pydicom 3.0 lays them out."""
+    from pydicom.dataelem import RawDataElement
+
+    from dimsekit._internals import _missing
+
+    assert _missing() == ()
+    data = encode([(0x00100010, "PN", b"Doe^John"), (0x00100020, "LO", b"")], False, True)
+    made = list(_element_splitter(False)(data).values())
+    assert [type(e) for e in made] == [RawDataElement] * 2
+    assert made == [RawDataElement(0x00100010, "PN", 8, b"Doe^John", 8, False, True),
+                    RawDataElement(0x00100020, "LO", 0, b"", 24, False, True)]
+    assert (made[0].is_raw, made[0].is_buffered) == (True, False)

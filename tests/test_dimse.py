@@ -64,6 +64,61 @@ def test_fragments_of_command_and_data_set_are_joined():
     assert parts.add(1, b"\x03" + _pending_command(data_set=False)).dataset is None
 
 
+def test_a_repeated_command_set_gives_each_message_its_own_elements():
+    """A stream of pending responses repeats one command set, which is taken
+    apart once: each message still gets its own dict, and a command set that
+    differs (the final response, no data set) is taken apart anew."""
+    parts = _Reassembler()
+    data = b"\x08\x00\x52\x00\x06\x00\x00\x00STUDY "
+    first, second = (parts.add_fragment(1, 3, _pending_command(5)) or
+                     parts.add_fragment(1, 2, bytearray(data)) for _ in range(2))
+    assert first == second == Message(1, parse_command_set(_pending_command(5)), data)
+    assert type(first.dataset) is bytes
+    assert first.command is not second.command
+    first.command.clear()
+    third = parts.add(1, b"\x03" + _pending_command(5)) or parts.add(1, b"\x02" + data)
+    assert third.status == 0xFF00 and third.message_id_being_responded_to == 5
+    final = parts.add(1, b"\x03" + _pending_command(5, data_set=False))
+    assert final is not None and final.dataset is None
+    with pytest.raises(ValueError, match="without CommandField or CommandDataSetType"):
+        parts.add(1, b"\x03" + _us(0x00000900, 0))
+
+
+@pytest.mark.parametrize("field", [0x8020, 0x8021])
+@pytest.mark.parametrize("responding_to", [7, 8])
+@pytest.mark.parametrize("status", [0xFF00, 0xFF01, 0x0000, 0xB000, 0xFE00, None])
+@pytest.mark.parametrize("context_id", [1, 3])
+@pytest.mark.parametrize("long_values", [False, True])
+def test_the_quick_pending_check_agrees_with_the_full_one(field, responding_to, status,
+                                                          context_id, long_values):
+    """``FindRun.responses`` takes a pending response to its request by a
+    look at three command elements; whatever it takes, ``FindRun._check``
+    passes with the same status, and the rest is left to ``_check``."""
+    from types import SimpleNamespace
+
+    from dimsekit.errors import IncompleteError
+    from dimsekit.qr.find import PENDING, FindRun, _pending_status
+
+    pad = b"\x00\x00" if long_values else b""  # longer values: only the first US counts
+    command = {0x00000100: struct.pack("<H", field) + pad,
+               0x00000120: struct.pack("<H", responding_to) + pad,
+               0x00000800: struct.pack("<H", 0)}
+    if status is not None:
+        command[0x00000900] = struct.pack("<H", status) + pad
+    message = Message(context_id, command, b"")
+    run = FindRun(None, None)
+    run.msg_id = 7
+    cx = SimpleNamespace(context_id=1)
+    quick = _pending_status(message, run._expected(cx.context_id))
+    try:
+        full = run._check(SimpleNamespace(label="q"), message, cx, time.monotonic())
+    except IncompleteError:
+        full = None
+    # taken: the status _check gives; left: what _check refuses, a final
+    # status, or a pending one in values longer than a US (_check's to read)
+    assert quick == (full if not long_values and full in PENDING else None)
+
+
 @pytest.mark.parametrize("pdvs, error", [
     ([b"\x02data"], "data set fragment without a command set"),
     ([b"\x03" + _pending_command(), b"\x03" + _pending_command()],

@@ -5,6 +5,8 @@
 * sequence items split by ``dimsekit._internals.datasets.item_splitter``
   are the raw elements pydicom's sequence reader gives, and ``dump``
   formats a sequence from them as it formats pydicom's parse;
+* ``dimsekit._internals.datasets.original_encoding`` is pydicom's
+  ``Dataset.original_encoding``;
 * ``dimsekit.cli.host.entry_points`` lists what
   ``importlib.metadata.entry_points`` lists.
 """
@@ -236,6 +238,41 @@ def test_dump_of_sequences_is_the_same_from_raw_items(implicit, pydicom_sequence
     pydicom_sequences()
     for data, fast in samples:
         assert dump.format_dataset(decode(data)) == fast, data
+
+
+def test_original_encoding_is_what_pydicom_says():
+    """dump reads a dataset's original encoding where pydicom 3.0 keeps it
+    (its property costs as much as a few dump lines): the same answer for
+    datasets read, made, built and changed, and the property's for
+    anything else."""
+    from types import SimpleNamespace
+
+    from pydicom.dataset import Dataset
+    from pydicom.filereader import read_dataset
+
+    from dimsekit._internals.datasets import original_encoding
+
+    rng = random.Random(77)
+    seen = []
+    for syntax in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
+        implicit = syntax.is_implicit_VR
+        for _ in range(50):
+            data = identifier(rng, implicit, sequences=True)
+            made = decoder(syntax)(data)
+            if made is not None:
+                seen.append(made)
+                seen.extend(elem.value[0] for elem in made if elem.VR == "SQ" and elem.value)
+            seen.append(read_dataset(BytesIO(data), implicit, True))
+    changed = Dataset()
+    changed.set_original_encoding(False, False, "iso8859")
+    seen += [Dataset(), changed]
+    assert {original_encoding(ds) for ds in seen} == {(None, None), (False, True),
+                                                       (True, True), (False, False)}
+    for ds in seen:
+        assert original_encoding(ds) == ds.original_encoding
+    other = SimpleNamespace(original_encoding=(True, False))
+    assert original_encoding(other) == (True, False)
+    assert original_encoding(object()) == (None, None)
 
 
 # -- entry points ---------------------------------------------------------------------

@@ -107,7 +107,8 @@ _LAZY = {"Exchange": "dimsekit.dimse", "Message": "dimsekit.dimse",
          **dict.fromkeys(("Request", "find_request", "move_request", "echo_request",
                           "COMMAND_FIELDS", "PRIORITY_LOW", "PRIORITY_MEDIUM",
                           "PRIORITY_HIGH"), "dimsekit.dimse"),
-         **dict.fromkeys(("Decoder", "decoder", "sequence_item_splitter", "encode_identifier"),
+         **dict.fromkeys(("Decoder", "decoder", "sequence_item_splitter", "encode_identifier",
+                          "original_encoding_reader"),
                          "dimsekit.qr.decode"),
          # C-FIND building blocks of the library (dimsekit.qr): the find
          # command is built on them; a Q/R API for plugins is issue 13's
@@ -158,7 +159,13 @@ if TYPE_CHECKING:  # pragma: no cover - what _LAZY loads, for type checkers
         Summary,
         level_of,
     )
-    from dimsekit.qr.decode import Decoder, decoder, encode_identifier, sequence_item_splitter
+    from dimsekit.qr.decode import (
+        Decoder,
+        decoder,
+        encode_identifier,
+        original_encoding_reader,
+        sequence_item_splitter,
+    )
     from dimsekit.qr.find import (
         CANCEL_GRACE,
         Final,
@@ -250,6 +257,7 @@ __all__ = [
     "decoder",
     "sequence_item_splitter",
     "encode_identifier",
+    "original_encoding_reader",
     "accepted_context",
     "accepted_negotiation",
     "ExtendedNegotiationFlag",

@@ -451,44 +451,59 @@ class _Reassembler:
     """PDV fragments in, complete messages out (PS3.8 E.2)."""
 
     def __init__(self) -> None:
-        self._command: list[bytes] = []
-        self._dataset: list[bytes] = []
+        self._command: list[bytes | bytearray] = []
+        self._dataset: list[bytes | bytearray] = []
         self._size = 0
         self._command_set: dict[int, bytes] | None = None
         self._context_id: int | None = None
+        #: the last command set taken apart: (its bytes, its elements, whether
+        #: a data set follows); a stream of pending responses repeats one
+        self._last: tuple[bytes, dict[int, bytes], bool] | None = None
 
     def add(self, context_id: int, pdv: bytes) -> Message | None:
         """Take one PDV (message control header + fragment); return the
         message it completes.  Raises ValueError for a malformed message."""
-        header = pdv[0]  # bit 0: command (1) or data set (0); bit 1: last fragment
+        return self.add_fragment(context_id, pdv[0], pdv[1:])
+
+    def add_fragment(self, context_id: int, header: int,
+                     fragment: bytes | bytearray) -> Message | None:
+        """:meth:`add` for a PDV's message control header (bit 0: command
+        (1) or data set (0); bit 1: last fragment) and its fragment."""
         if self._context_id is not None and context_id != self._context_id:
             raise ValueError(f"a message's fragments came on presentation contexts "
                              f"{self._context_id} and {context_id}")
-        self._size += len(pdv) - 1
+        self._size += len(fragment)
         if self._size > MAX_MESSAGE:
             raise ValueError(f"a message of more than {MAX_MESSAGE >> 20} MiB")
         self._context_id = context_id
         if header & 1:
             if self._command_set is not None:
                 raise ValueError("command fragment where the data set was expected")
-            self._command.append(pdv[1:])
+            self._command.append(fragment)
             if not header & 2:
                 return None
             fragments = self._command
-            command = parse_command_set(bytes(fragments[0]) if len(fragments) == 1
-                                        else b"".join(fragments))
+            data = bytes(fragments[0]) if len(fragments) == 1 else b"".join(fragments)
             self._command, self._size = [], 0
-            data_set_type = command.get(COMMAND_DATA_SET_TYPE, b"")
-            if COMMAND_FIELD not in command or len(data_set_type) != 2:
-                raise ValueError("command set without CommandField or CommandDataSetType")
-            if _US.unpack(data_set_type)[0] == NO_DATA_SET:
+            last = self._last
+            if last is not None and last[0] == data:
+                command, has_data_set = last[1].copy(), last[2]
+            else:
+                command = parse_command_set(data)
+                data_set_type = command.get(COMMAND_DATA_SET_TYPE, b"")
+                if COMMAND_FIELD not in command or len(data_set_type) != 2:
+                    raise ValueError("command set without CommandField or CommandDataSetType")
+                has_data_set = _US.unpack(data_set_type)[0] != NO_DATA_SET
+                # a copy: the message's own dict is its receiver's
+                self._last = (data, command.copy(), has_data_set)
+            if not has_data_set:
                 self._context_id = None
                 return Message(context_id, command, None)
             self._command_set = command
             return None
         if self._command_set is None:
             raise ValueError("data set fragment without a command set")
-        self._dataset.append(pdv[1:])
+        self._dataset.append(fragment)
         if not header & 2:
             return None
         fragments = self._dataset

@@ -28,6 +28,11 @@ import functools
 import os
 from typing import Any
 
+#: pydicom 3.0's RawDataElement, field by field (the splitter makes them as
+#: tuples: :func:`dimsekit._internals.datasets.element_splitter`)
+RAW_ELEMENT_FIELDS = ("tag", "VR", "length", "value", "value_tell", "is_implicit_VR",
+                      "is_little_endian", "is_raw", "is_buffered")
+
 
 def pure_requested() -> bool:
     """``DIMSEKIT_PURE`` is set to anything but "" or "0"."""
@@ -56,6 +61,12 @@ def _missing() -> tuple[str, ...]:
 
         if not isinstance(getattr(Dataset(), "_dict", None), dict):
             missing.append("pydicom Dataset._dict")
+        from pydicom.dataelem import RawDataElement
+
+        if (getattr(RawDataElement, "_fields", None) != RAW_ELEMENT_FIELDS
+                or getattr(RawDataElement, "_field_defaults", None)
+                != {"is_raw": True, "is_buffered": False}):
+            missing.append("pydicom RawDataElement fields " + ", ".join(RAW_ELEMENT_FIELDS))
     except ImportError:
         missing.append("pydicom filereader.ENCODED_VR")
     return tuple(missing)

@@ -52,64 +52,82 @@ def element_splitter(implicit: bool, sequences: bool = False):
     implicit_vrs: dict[int, str | None] = {}  # tag -> watched dictionary VR
     quick_check = sequence_checker(implicit) if sequences else None
 
-    def split(data: bytes) -> dict | None:
+    # a RawDataElement as its constructor makes it, without the call of its
+    # generated __new__ (~80 ns an element): its fields checked by
+    # dimsekit._internals._missing(), the result by tests/test_decode.py
+    new = tuple.__new__
+    raw = RawDataElement
+
+    def watched_ok(known: Any, value: Any, length: int) -> bool:
+        """A value of a watched VR passes what the strict check asks."""
+        if known == "SQ" and length and (quick_check is None or quick_check(value) is None):
+            # its items looked over, the element kept raw
+            try:
+                check_structure(value, implicit, True, ordered=False, sequence=True)
+            except NotDicom:
+                return False
+        size = sizes.get(known)
+        if size and length % size:
+            return False
+        pattern = numbers.get(known)
+        return pattern is None or not length or numbers_ok(value, pattern)
+
+    def split_explicit(data: bytes) -> dict | None:
         elements = {}
         end = len(data)
         pos = 0
         while pos < end:
             if end - pos < 8:
                 return None
-            if implicit:
-                group, elem, length = head(data, pos)
-                vr = None
-                pos += 8
-            else:
-                group, elem, vr_bytes, length = head(data, pos)
-                vr = vrs.get(vr_bytes)
-                if vr is None:
+            group, elem, vr_bytes, length = head(data, pos)
+            vr = vrs.get(vr_bytes)
+            if vr is None:
+                return None
+            if vr_bytes in long_vrs:
+                if end - pos < 12:
                     return None
-                if vr_bytes in long_vrs:
-                    if end - pos < 12:
-                        return None
-                    length = long_length(data, pos + 8)[0]
-                    pos += 12
-                else:
-                    pos += 8
+                length = long_length(data, pos + 8)[0]
+                pos += 12
+            else:
+                pos += 8
             if group == 0xFFFE or length == 0xFFFFFFFF or pos + length > end:
                 return None
             tag = BaseTag(group << 16 | elem)
-            value = data[pos:pos + length] if length else empty_value_for_VR(vr, raw=True)
-            if implicit:  # the dictionary's VR if it is one to look at
-                key = group << 16 | elem  # a plain int: BaseTag compares in Python
-                known = implicit_vrs.get(key, _UNSEEN)
-                if known is _UNSEEN:
-                    entry = dictionary.get(key)
-                    known = implicit_vrs[key] = (entry[0] if entry and entry[0] in watched
-                                                 else None)
-            else:
-                known = vr
-            if known in watched:
-                if known == "SQ" and length and (quick_check is None
-                                                 or quick_check(value) is None):
-                    # its items looked over, the element kept raw
-                    try:
-                        check_structure(value, implicit, True, ordered=False,
-                                        sequence=True)
-                    except NotDicom:
-                        return None
-                size = sizes.get(known)
-                if size and length % size:
-                    return None
-                pattern = numbers.get(known)
-                if pattern is not None and length and not numbers_ok(value, pattern):
-                    return None
             # (an empty value is what pydicom itself puts in: "" or b"")
-            elements[tag] = RawDataElement(tag, vr, length, value, pos,  # type: ignore[arg-type]
-                                           implicit, True)
+            value = data[pos:pos + length] if length else empty_value_for_VR(vr, raw=True)
+            if vr in watched and not watched_ok(vr, value, length):
+                return None
+            elements[tag] = new(raw, (tag, vr, length, value, pos, False, True, True, False))
             pos += length
         return elements
 
-    return split
+    def split_implicit(data: bytes) -> dict | None:
+        elements = {}
+        end = len(data)
+        pos = 0
+        while pos < end:
+            if end - pos < 8:
+                return None
+            group, elem, length = head(data, pos)
+            pos += 8
+            if group == 0xFFFE or length == 0xFFFFFFFF or pos + length > end:
+                return None
+            key = group << 16 | elem  # a plain int: BaseTag compares in Python
+            tag = BaseTag(key)
+            value = data[pos:pos + length] if length else empty_value_for_VR(None, raw=True)
+            # the dictionary's VR if it is one to look at
+            known = implicit_vrs.get(key, _UNSEEN)
+            if known is _UNSEEN:
+                entry = dictionary.get(key)
+                known = implicit_vrs[key] = (entry[0] if entry and entry[0] in watched
+                                             else None)
+            if known is not None and not watched_ok(known, value, length):
+                return None
+            elements[tag] = new(raw, (tag, None, length, value, pos, True, True, True, False))
+            pos += length
+        return elements
+
+    return split_implicit if implicit else split_explicit
 
 
 _UNSEEN = object()
@@ -246,6 +264,21 @@ def dataset_maker(implicit: bool, little: bool):
     if type(made) is not type(built) or vars(made) != vars(built):
         return construct
     return make
+
+
+def original_encoding(ds: Any) -> tuple[Any, Any]:
+    """``ds.original_encoding`` (``(None, None)`` for what has none) as
+    pydicom 3.0 keeps it, in ``_read_implicit`` and ``_read_little``: its
+    property builds the typing generics of a ``cast`` on every call (~0.4
+    us, a response's worth of dump lines).  Anything else: the property.
+    ``tests/test_perf_equivalence.py`` holds the two side by side."""
+    state = getattr(ds, "__dict__", None)
+    if state is not None:
+        implicit = state.get("_read_implicit", _UNSEEN)
+        little = state.get("_read_little", _UNSEEN)
+        if implicit is not _UNSEEN and little is not _UNSEEN:
+            return implicit, little
+    return getattr(ds, "original_encoding", (None, None))
 
 
 def raw_elements(ds: Any) -> dict | None:

@@ -403,7 +403,9 @@ class _SocketReader:
             length, context_id = _PDV_HEADER.unpack_from(pdu, offset)
             if length < 2 or offset + 4 + length > end:
                 raise ValueError(f"PDV item of {length} bytes does not fit its PDU")
-            message = reassembler.add(context_id, bytes(pdu[offset + 5:offset + 4 + length]))
+            # the fragment without its message control header: one copy
+            message = reassembler.add_fragment(context_id, pdu[offset + 5],
+                                               pdu[offset + 6:offset + 4 + length])
             if message is not None:
                 self._messages.append(message)
             offset += 4 + length

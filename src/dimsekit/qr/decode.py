@@ -127,3 +127,17 @@ def encode_identifier(ds: Any, transfer_syntax: Any) -> bytes:
     if data is None:
         raise UsageError(f"cannot encode the identifier in {ts.name}")
     return bytes(data)
+
+
+def original_encoding_reader() -> Any:
+    """``read(ds) -> (is_implicit_VR, is_little_endian)``: pydicom's
+    ``ds.original_encoding`` for a decoded identifier; on the fast path
+    without the property's cost (~0.4 us: see :mod:`dimsekit._internals`).
+    For writers that format from the encoding (find's dump)."""
+    from dimsekit._internals import fast_path
+
+    if fast_path():
+        from dimsekit._internals.datasets import original_encoding
+
+        return original_encoding
+    return lambda ds: getattr(ds, "original_encoding", (None, None))

@@ -22,12 +22,13 @@ API) KeyboardInterrupt goes on at once and the run is broken.
 from __future__ import annotations
 
 import logging
+import struct
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
-from dimsekit.dimse import find_request
+from dimsekit.dimse import COMMAND_FIELD, MESSAGE_ID_BEING_RESPONDED_TO, STATUS, find_request
 from dimsekit.errors import AssociationError, IncompleteError, Interrupted, UsageError
 from dimsekit.records import InformationModel
 from dimsekit.status import category as status_category
@@ -36,6 +37,8 @@ from dimsekit.status import describe_status
 log = logging.getLogger("dimsekit.find")
 
 PENDING = (0xFF00, 0xFF01)
+#: a pending status as its command element value -> the status
+_PENDING_VALUES = {struct.pack("<H", code): code for code in PENDING}
 CANCEL = 0xFE00
 C_FIND_RSP = 0x8020  # CommandField
 #: seconds the peer gets to end a request after C-CANCEL (Ctrl-C, or the
@@ -203,6 +206,10 @@ class FindRun:
         interrupted: float | None = None  # when the first Ctrl-C came
         last = time.monotonic()
         ended = False
+        # what each response repeats, looked up once
+        transfer_syntax = cx.transfer_syntax[0]
+        model = query.model
+        expected = self._expected(cx.context_id)
         try:
             while True:
                 try:
@@ -217,7 +224,9 @@ class FindRun:
                             raise Interrupted(self._interrupted(query, answered=False))
                         raise IncompleteError(self._lost(query, last, exchange.failure),
                                               received=self.delivered)
-                    code = self._check(query, message, cx, last)
+                    code = _pending_status(message, expected)
+                    if code is None:
+                        code = self._check(query, message, cx, last)
                     last = time.monotonic()
                     if code not in PENDING:
                         ended = True
@@ -238,8 +247,7 @@ class FindRun:
                         log.debug("# Response Identifier\n%s", self.show(ds))
                     self.delivered += 1
                     self.delivered_now += 1
-                    yield ds, Response(index, pending, code, cx.transfer_syntax[0],
-                                       query.model)
+                    yield ds, Response(index, pending, code, transfer_syntax, model)
                     if cancel_after and pending >= cancel_after:
                         log.info("Sending Cancel Request: MsgID %d", self.msg_id)
                         exchange.cancel(self.msg_id, cx.context_id)
@@ -300,6 +308,11 @@ class FindRun:
             if message.status not in PENDING:
                 self.final = self._final(query, message.status or 0, 0, True, message)
                 return
+
+    def _expected(self, context_id: int) -> tuple[bytes, bytes, int]:
+        """What :func:`_pending_status` looks for in a response to the
+        current request."""
+        return _C_FIND_RSP_VALUE, _US.pack(self.msg_id), context_id
 
     def _check(self, query: Query, message: Any, cx: Any, last: float) -> int:
         """The status of a C-FIND response to this request; anything else
@@ -368,6 +381,24 @@ class FindRun:
                 f"results may be incomplete")
 
 
+
+
+_US = struct.Struct("<H")
+_C_FIND_RSP_VALUE = _US.pack(C_FIND_RSP)
+
+
+def _pending_status(message: Any, expected: tuple[bytes, bytes, int]) -> int | None:
+    """The status of ``message`` when it is a pending C-FIND response to
+    this request, as :meth:`FindRun._check` would pass it (``expected``:
+    :meth:`FindRun._expected`); None for anything else, which is then
+    ``_check``'s to judge (a final status, a wrong message ID, ...)."""
+    command = message.command
+    status = command.get(STATUS)
+    if (status in _PENDING_VALUES and command.get(COMMAND_FIELD) == expected[0]
+            and command.get(MESSAGE_ID_BEING_RESPONDED_TO) == expected[1]
+            and message.context_id == expected[2]):
+        return _PENDING_VALUES[status]
+    return None
 
 
 def negotiation_items(ext_neg: dict[str, bytes]) -> list[Any]:

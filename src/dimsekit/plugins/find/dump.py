@@ -136,15 +136,27 @@ _OW_TAGS = frozenset((0x7FE00010, 0x5400100A, 0x54001010))
 # implicit VR: UL offsets DCMTK shows as "up"
 _UP_TAGS = frozenset((0x00041200, 0x00041202, 0x00041400, 0x00041420, 0x00041504))
 _TEXT_DELIMS = {0x09, 0x0A, 0x0C, 0x0D}
+# what DCMTK drops from anywhere in a UI value (and trailing NULs)
+_UI_BLANKS = b" \t\n\v\f\r"
 
 
 # --------------------------------------------------------------------------
 # tag names and dictionary VRs
 
-_TAG_CACHE: dict[int, tuple[str, str, str]] = {}
+_TAG_CACHE: dict[int, tuple[str, str, str, dict[int, str]]] = {}
+#: most line ends (``" # length,VM name"``) kept for one tag
+_TAILS_PER_TAG = 64
 
 
-def _tag_info(tag: int) -> tuple[str, str, str]:
+def _tag_info(tag: int) -> tuple[str, str, str, dict[int, str]]:
+    """``_TAG_CACHE``'s entry for ``tag``: :func:`_tag_names` and the line
+    ends made for it so far (``length << 7 | VM`` -> ``" # length,VM
+    name"``: formatting the two numbers costs more than the rest of a
+    line)."""
+    return (*_tag_names(tag), {})
+
+
+def _tag_names(tag: int) -> tuple[str, str, str]:
     """Return ``("(gggg,eeee) ", name, VR as DCMTK shows it for implicit VR)``."""
     group, element = tag >> 16, tag & 0xFFFF
     head = f"({group:04x},{element:04x}) "
@@ -187,14 +199,19 @@ def _dcmtk_vr(tag: int, vr: str) -> str:
 # first use
 
 
-@functools.cache
-def _uid_names() -> dict[str, str]:
-    from importlib import resources
+_UID_NAMES: dict[str, str] | None = None
 
-    package = __name__.rpartition(".")[0]
-    text = resources.files(package).joinpath("uid_names.tsv").read_text("utf-8")
-    rows = (line.split("\t", 1) for line in text.splitlines()[1:] if line)
-    return {uid: name for uid, name in rows}
+
+def _uid_names() -> dict[str, str]:
+    global _UID_NAMES
+    if _UID_NAMES is None:
+        from importlib import resources
+
+        package = __name__.rpartition(".")[0]
+        text = resources.files(package).joinpath("uid_names.tsv").read_text("utf-8")
+        rows = (line.split("\t", 1) for line in text.splitlines()[1:] if line)
+        _UID_NAMES = {uid: name for uid, name in rows}
+    return _UID_NAMES
 
 
 def _uid_name(uid: str) -> str | None:
@@ -415,10 +432,7 @@ def _format_string(vr: str, value: bytes, charset: tuple[str, ...] | None
     if n & 1:  # DCMTK pads any odd-length value with a NUL byte
         value += b"\x00"
         n += 1
-    if vr == "UI":
-        s = value.translate(None, b" \t\n\v\f\r").rstrip(b"\x00")
-    else:
-        s = value.rstrip(b" ")
+    s = value.translate(None, _UI_BLANKS).rstrip(b"\x00") if vr == "UI" else value.rstrip(b" ")
     if not s:
         return "(no value available)", 0, n
     vm = 1 if vr in _SINGLE_VALUE_VRS else s.count(b"\\") + 1
@@ -617,27 +631,73 @@ def _raw_sequence(out: list[str], level: int, head: str, name: str, elem: Any,
     items = split(elem.value) if split is not None else None
     if items is None:
         return None
-    indent = "  " * level
-    item_indent = indent + "  "
-    lines: list[str] = []
+    start = len(out)
+    out.append("")  # the sequence's line, once its items are known good
+    item_end, sequence_end = _delimitation_lines(level)
     try:
         for elements in items:
-            item_lines: list[str] = []
-            item_length = _format_elements(elements, None, level + 2, item_lines, implicit,
+            at = len(out)
+            out.append("")  # the item's line, once its length is known
+            item_length = _format_elements(elements, None, level + 2, out, implicit,
                                            little, charset)
-            _line(lines, item_indent, "(fffe,e000) ", "na",
-                  f"(Item with explicit length #={len(elements)})", item_length, 1, "Item")
-            lines.extend(item_lines)
-            _line(lines, item_indent, "(fffe,e00d) ", "na",
-                  "(ItemDelimitationItem for re-encoding)", 0, 0, "ItemDelimitationItem")
+            key: tuple = (level, 0, len(elements), item_length)
+            line = _STRUCTURES.get(key)
+            if line is None:
+                line = _structure_line(key, "  " * (level + 1), "(fffe,e000) ", "na",
+                                       f"(Item with explicit length #={len(elements)})",
+                                       item_length, "Item")
+            out[at] = line
+            out.append(item_end)
     except _NeedsDataset:
+        del out[start:]
         return None
-    _line(out, indent, head, "SQ", f"(Sequence with explicit length #={len(items)})",
-          elem.length, 1, name)
-    out.extend(lines)
-    _line(out, indent, "(fffe,e0dd) ", "na", "(SequenceDelimitationItem for re-encod.)",
-          0, 0, "SequenceDelimitationItem")
+    key = (level, head, len(items), elem.length)
+    line = _STRUCTURES.get(key)
+    if line is None:
+        line = _structure_line(key, "  " * level, head, "SQ",
+                               f"(Sequence with explicit length #={len(items)})",
+                               elem.length, name)
+    out[start] = line
+    out.append(sequence_end)
     return (8 if implicit else 12) + elem.length
+
+
+#: the item and sequence lines :func:`_raw_sequence` made, by (level, 0 for an
+#: item or the sequence's head, number of items or elements, length); a
+#: stream of responses has the same few over and over
+_STRUCTURES: dict[tuple, str] = {}
+_STRUCTURE_LINES = 4096  # at most
+
+
+def _structure_line(key: tuple, indent: str, head: str, vr: str, text: str, length: int,
+                    name: str) -> str:
+    """:func:`_line`'s line for an item or a sequence, kept under ``key``."""
+    line = f"{indent}{head}{vr} {text:<40} # {length:>3}, 1 {name}"
+    if len(_STRUCTURES) < _STRUCTURE_LINES:
+        _STRUCTURES[key] = line
+    return line
+
+
+@functools.cache
+def _delimitation_lines(level: int) -> tuple[str, str]:
+    """The item and sequence delimitation lines of a defined-length
+    sequence at ``level`` formatted from its raw items."""
+    item: list[str] = []
+    _line(item, "  " * (level + 1), "(fffe,e00d) ", "na",
+          "(ItemDelimitationItem for re-encoding)", 0, 0, "ItemDelimitationItem")
+    _line(item, "  " * level, "(fffe,e0dd) ", "na",
+          "(SequenceDelimitationItem for re-encod.)", 0, 0, "SequenceDelimitationItem")
+    return item[0], item[1]
+
+
+def _original_encoding(ds: Any) -> tuple[Any, Any]:
+    """pydicom's ``ds.original_encoding``, through
+    :func:`dimsekit.api.original_encoding_reader` (chosen on first use)."""
+    global _original_encoding
+    from dimsekit.api import original_encoding_reader
+
+    _original_encoding = original_encoding_reader()
+    return _original_encoding(ds)
 
 
 def _format_items(ds: Any, level: int, out: list[str], implicit: bool,
@@ -656,12 +716,16 @@ def _format_elements(elements: dict, ds: Any, level: int, out: list[str], implic
         charset = _charset_terms(cs_elem)
     indent = "  " * level
     total = 0
-    # plain ints: pydicom's BaseTag compares in Python, ints in C
-    for tag, elem in sorted(zip(map(int, elements), elements.values(), strict=True)):
+    # plain ints: pydicom's BaseTag compares in Python, ints in C; elements
+    # usually come in order, and then need no sorting
+    tags = list(map(int, elements))
+    in_order = sorted(tags)
+    for tag, elem in (zip(in_order, elements.values(), strict=True) if tags == in_order
+                      else sorted(zip(tags, elements.values(), strict=True))):
         info = _TAG_CACHE.get(tag)
         if info is None:
             info = _TAG_CACHE[tag] = _tag_info(tag)
-        head, name, dict_vr = info
+        head, name, dict_vr, tails = info
         if elem.__class__ is RawDataElement and elem.value is not None:
             vr = elem.VR
             e_little = elem.is_little_endian
@@ -673,21 +737,32 @@ def _format_elements(elements: dict, ds: Any, level: int, out: list[str], implic
                     pixel_rep = _pixel_representation(elements, e_little)
                     if pixel_rep is not None:
                         vr = "SS" if pixel_rep == 1 else "US"
+                text = None
                 if vr in _STRING_VRS:
                     value = elem.value
-                    s = value.rstrip(b" ")
-                    if (s and s.isascii() and vr != "UI" and not len(value) & 1
+                    length = len(value)
+                    s = (value.translate(None, _UI_BLANKS).rstrip(b"\x00") if vr == "UI"
+                         else value.rstrip(b" "))
+                    if (s and s.isascii() and not length & 1
                             and len(s) <= _LINE_WIDTH - 2 and 0x1B not in s):
                         # _format_string's common case, inline: most values are
                         # this (0x1B: the ESC of ISO 2022, which needs decoding)
                         vm = 1 if vr in _SINGLE_VALUE_VRS else s.count(b"\\") + 1
-                        text = f"[{s.decode('ascii')}]"
-                        length = len(value)
-                    else:
+                        value_text = s.decode("ascii")
+                        if vr != "UI" or vm != 1 or value_text not in (
+                                _UID_NAMES if _UID_NAMES is not None else _uid_names()):
+                            text = f"[{value_text}]"
+                    if text is None:
                         text, vm, length = _format_string(vr, value, charset)
                 else:
                     text, vm, length = _format_value(vr, elem.value, e_little, charset)
-                out.append(f"{indent}{head}{vr} {text:<40} # {length:>3},{vm:>2} {name}")
+                key = length << 7 | vm
+                tail = tails.get(key) if vm < 128 else None
+                if tail is None:
+                    tail = f" # {length:>3},{vm:>2} {name}"
+                    if vm < 128 and len(tails) < _TAILS_PER_TAG:
+                        tails[key] = tail
+                out.append(f"{indent}{head}{vr} {text:<40}{tail}")
                 total += (8 if e_implicit or vr not in _LONG_HEADER_VRS else 12) + elem.length
                 continue
             raw_length = elem.length if elem.length != _UNDEFINED else None
@@ -786,7 +861,7 @@ def format_dataset(ds: Any, indent: int = 0) -> str:
     the implicit-VR presentation; a dataset built in memory is treated as
     explicit VR little endian.
     """
-    implicit, little = getattr(ds, "original_encoding", (None, None))
+    implicit, little = _original_encoding(ds)
     if implicit is None:
         implicit = False
     if little is None:

@@ -14,6 +14,9 @@ class DumpWriter:
 
     def __init__(self, stream: BinaryIO, options: dict[str, Any]):
         self.stream = stream
+        #: the transfer syntax of the last response and the lines it gave
+        self._syntax: Any = None
+        self._syntax_lines = ""
 
     def begin(self) -> None:
         from dimsekit.plugins.find.dump import format_dataset
@@ -21,10 +24,13 @@ class DumpWriter:
         self._format = format_dataset
 
     def write(self, ds: Any, info: Any) -> None:
-        ts = transfer_syntax_name(info.transfer_syntax)
+        syntax = info.transfer_syntax
+        if syntax is not self._syntax:  # named once, not for every response
+            self._syntax = syntax
+            self._syntax_lines = (f"\n\n# Dicom-Data-Set\n# Used TransferSyntax: "
+                                  f"{transfer_syntax_name(syntax)}\n")
         self.stream.write(
-            f"{_RULE}\nFind Response: {info.number} (Pending)\n\n"
-            f"# Dicom-Data-Set\n# Used TransferSyntax: {ts}\n"
+            f"{_RULE}\nFind Response: {info.number} (Pending){self._syntax_lines}"
             f"{self._format(ds)}\n\n".encode("utf-8", "replace")
         )
 
