@@ -6,11 +6,16 @@
   are the raw elements pydicom's sequence reader gives, and ``dump``
   formats a sequence from them as it formats pydicom's parse;
 * ``dimsekit.cli.host.entry_points`` lists what
-  ``importlib.metadata.entry_points`` lists.
+  ``importlib.metadata.entry_points`` lists;
+* a batch row's identifier encoded by
+  ``dimsekit._internals.encoding.TemplateEncoder`` (the template's
+  elements once, the row's own spliced in) is byte for byte what
+  pynetdicom's ``encode`` makes of the whole dataset.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sys
 from io import BytesIO
@@ -93,6 +98,182 @@ def test_what_the_encoder_does_not_take_is_left_to_pynetdicom():
     assert encode_request(empty, 1, 16382) is None
     empty.Identifier = BytesIO(b"\x08\x00\x52\x00\x00\x00\x00\x00")
     assert encode_request(empty, 1, 7) is None  # pynetdicom's own error
+
+
+# -- batch identifiers ----------------------------------------------------------------
+
+#: a batch's common -k keys: a worklist sequence, a character set, a private
+#: element, an ambiguous VR (US or SS), multiple values, numbers
+COMMON_KEYS = ["PatientName=", "StudyDate=", "AccessionNumber=",
+               "ScheduledProcedureStepSequence[0].Modality=",
+               "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate=20240101",
+               "SpecificCharacterSet=ISO_IR 100", "OtherPatientIDs=A\\B", "PatientWeight=70",
+               "(0009,0010)=ACME", "(0009,1001)=x", "SmallestImagePixelValue=1",
+               "QueryRetrieveLevel=STUDY", "NumberOfStudyRelatedInstances="]
+#: a batch file's columns and their cells (one a VR refuses makes no row)
+ROW_KEYS = {
+    "PatientID": ["", "WP000001", "\u00c41", "a\\b"],
+    "PatientName": ["", "DOE^JOHN", "M\u00fcller^J\u00f6rg", "\u5c71\u7530^\u592a\u90ce"],
+    "AccessionNumber": ["", "A1"],
+    "StudyDate": ["20240101", "20240101-20240131"],
+    "PatientWeight": ["72.5", "1e3"],
+    "NumberOfStudyRelatedInstances": ["12"],
+    "StudyInstanceUID": ["1.2.3.4"],
+    "Modality": ["CT"],
+    "SpecificCharacterSet": ["", "ISO_IR 192", "ISO_IR 100"],
+    "ScheduledProcedureStepSequence": [""],
+    "ScheduledProcedureStepSequence[0].Modality": ["MR"],
+    "(0009,0010)": ["ACME"],
+    "(0009,1001)": ["y"],
+    "(0008,0000)": [""],
+    "SmallestImagePixelValue": ["3"],
+    "PixelRepresentation": ["1"],
+}
+SYNTAXES = [(True, True), (False, True), (False, False)]  # (implicit, little)
+
+
+def _converted(data: bytes, implicit: bool):
+    """A random identifier as ``read_query_file`` leaves a query file:
+    every element converted, in the items too (None: pydicom refuses it)."""
+    from pydicom.filereader import read_dataset
+
+    try:
+        ds = read_dataset(BytesIO(data), implicit, True)
+        stack = [ds]
+        while stack:
+            current = stack.pop()
+            for elem in current:
+                if elem.VR == "SQ":
+                    stack.extend(elem.value)
+    except Exception:  # noqa: BLE001 - what pydicom cannot read is no template
+        return None
+    return ds
+
+
+def _batch_rows(rng: random.Random, count: int):
+    from dimsekit.errors import UsageError
+    from dimsekit.keys import parse_key
+    from dimsekit.qr.rows import Row
+
+    rows = []
+    for number in range(1, count + 1):
+        if rng.random() < 0.15:  # an NDJSON row: a dataset of its own elements
+            implicit = rng.random() < 0.5
+            ds = _converted(identifier(rng, implicit, sequences=True), implicit)
+            if ds is not None:
+                rows.append(Row(number, f"row {number}", dataset=ds))
+            continue
+        keys = []
+        for column in rng.sample(sorted(ROW_KEYS), rng.choice([1, 1, 1, 2, 3])):
+            value = rng.choice(ROW_KEYS[column])
+            with contextlib.suppress(UsageError):  # a cell the VR refuses
+                keys.append(parse_key(f"{column}={value}" if value else column))
+        if keys:
+            rows.append(Row(number, f"row {number}", keys=keys))
+    return rows
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_batch_identifiers_are_encoded_as_pynetdicom_encodes_them():
+    import logging
+
+    from pynetdicom.dsutils import encode as whole
+
+    from dimsekit.errors import UsageError
+    from dimsekit.keys import parse_keys
+    from dimsekit.qr.models import MODELS
+    from dimsekit.qr.query import finish_query
+    from dimsekit.qr.rows import RowBuilder
+
+    logging.getLogger("pynetdicom").disabled = True  # it logs what pydicom refuses
+    models = {m.name: m for m in MODELS}
+    rng = random.Random(1213)
+    spliced = whole_only = 0
+    try:
+        for batch in range(150):
+            base = None
+            if rng.random() < 0.3:
+                implicit = rng.random() < 0.5
+                base = _converted(identifier(rng, implicit, sequences=True), implicit)
+            common = parse_keys(rng.sample(COMMON_KEYS, rng.randint(0, 6)))
+            charset = rng.choice([None, None, "ISO_IR 192", "ISO 2022 IR 6\\ISO 2022 IR 87"])
+            try:
+                builder = RowBuilder(base, common)
+            except UsageError:
+                continue
+            assert builder.encoder is not None
+            for row in _batch_rows(rng, 30):
+                try:
+                    ds, applied = builder.identifier(row)
+                    query = finish_query(row.label, ds, applied, models=models,
+                                         model=models["worklist"], charset=charset,
+                                         check=builder.check_encodable,
+                                         encoder=builder.encoder)
+                except UsageError:
+                    continue
+                assert query.encoder is builder.encoder
+                for implicit, little in SYNTAXES:
+                    ours = builder.encoder.encode(ds, implicit, little)
+                    theirs = whole(ds, implicit, little)
+                    if ours is None:
+                        whole_only += 1
+                        continue
+                    assert ours == theirs, (batch, row.number, implicit, little)
+                    spliced += 1
+    finally:
+        logging.getLogger("pynetdicom").disabled = False
+    # most rows are spliced; the unusual ones (ambiguous VRs, a row's
+    # sequence, unknown character sets) are left to pynetdicom
+    assert spliced > 5000, (spliced, whole_only)
+    assert whole_only > 1000, (spliced, whole_only)
+
+
+def test_batch_identifiers_are_left_to_pynetdicom_when_unusual(monkeypatch):
+    from pydicom import Dataset
+
+    from dimsekit.keys import parse_keys
+    from dimsekit.qr.rows import Row, RowBuilder
+
+    def spliced(common, row, base=None):
+        builder = RowBuilder(base, parse_keys(common))
+        if isinstance(row, Dataset):
+            ds, _ = builder.identifier(Row(1, "row 1", dataset=row))
+        else:
+            ds, _ = builder.identifier(Row(1, "row 1", keys=parse_keys(row)))
+        return builder.encoder.encode(ds, False, True)
+
+    wl = ["PatientName=", "ScheduledProcedureStepSequence[0].Modality="]
+    assert spliced(wl, ["PatientID=X"]) is not None
+    # an ambiguous VR (which -k keys never make), in the template or the row
+    ambiguous = Dataset()
+    ambiguous.add_new(0x00280106, "US or SS", 1)
+    assert spliced(wl, ["PatientID=X"], ambiguous) is None
+    assert spliced(wl, ambiguous) is None
+    # a row's key inside the template's sequence: the row's own copy
+    assert spliced(wl, ["ScheduledProcedureStepSequence[0].Modality=CT"]) is None
+    # a character set pydicom would warn about
+    assert spliced([*wl, "SpecificCharacterSet=NO SUCH SET"], ["PatientID=X"]) is None
+    assert spliced([*wl, "SpecificCharacterSet=ISO_IR 192\\ISO_IR 100"],
+                   ["PatientID=X"]) is None
+    # an item with its own character set
+    base = Dataset()
+    item = Dataset()
+    item.SpecificCharacterSet = "ISO_IR 100"
+    base.ScheduledProcedureStepSequence = [item]
+    assert spliced([], ["PatientID=X"], base) is None
+    # a template element changed in place (choose_charset with --charset
+    # does it to a template's own character set): its piece is written again
+    from pynetdicom.dsutils import encode as whole
+
+    builder = RowBuilder(None, parse_keys([*wl, "SpecificCharacterSet=ISO_IR 100"]))
+    ds, _ = builder.identifier(Row(1, "row 1", keys=parse_keys(["PatientID=X"])))
+    assert builder.encoder.encode(ds, True, True) == whole(ds, True, True)
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    assert builder.template.SpecificCharacterSet == "ISO_IR 192"  # the template's own
+    assert builder.encoder.encode(ds, True, True) == whole(ds, True, True)
+    # DIMSEKIT_PURE: no encoder at all
+    monkeypatch.setenv("DIMSEKIT_PURE", "1")
+    assert RowBuilder(None, parse_keys(wl)).encoder is None
 
 
 # -- sequence items -------------------------------------------------------------------

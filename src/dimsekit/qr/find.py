@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any
 
@@ -50,6 +50,10 @@ class Query:
     label: str
     identifier: Any  # pydicom Dataset
     model: InformationModel
+    #: encodes the identifier at less cost (a batch row's, built on a
+    #: template: :class:`dimsekit._internals.encoding.TemplateEncoder`);
+    #: None: pynetdicom's ``encode``
+    encoder: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -163,8 +167,13 @@ class FindRun:
 
             cx = self.context_for(query.model)
             ts = cx.transfer_syntax[0]
-            identifier = encode(query.identifier, ts.is_implicit_VR,
-                                ts.is_little_endian, ts.is_deflated)
+            identifier = None
+            if query.encoder is not None and not ts.is_deflated:
+                identifier = query.encoder.encode(query.identifier, ts.is_implicit_VR,
+                                                  ts.is_little_endian)
+            if identifier is None:
+                identifier = encode(query.identifier, ts.is_implicit_VR,
+                                    ts.is_little_endian, ts.is_deflated)
             if identifier is None:
                 raise UsageError(f"query {query.label}: cannot encode the identifier "
                                  f"in {ts.name}")

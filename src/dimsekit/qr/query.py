@@ -371,7 +371,7 @@ def _key_text(elem, overrides) -> str:
 def finish_query(label: str, ds: Any, overrides: Any, *, models: Mapping[str, Any],
                  model: Any = None, charset: str | None = None,
                  new_vr: bool = True, checked: bool = False,
-                 check: Any = None) -> Any:
+                 check: Any = None, encoder: Any = None) -> Any:
     """The prepared :class:`~dimsekit.qr.find.Query` once the keys are
     applied to ``ds`` -- the steps the find command and the Python API
     share: post-1993 VRs downgraded (``new_vr=False``: ``-u``), a Specific
@@ -379,7 +379,8 @@ def finish_query(label: str, ds: Any, overrides: Any, *, models: Mapping[str, An
     from QueryRetrieveLevel among ``models`` (name -> model), the
     identifier checked to be encodable (unless ``checked``: a batch row
     prepared once already; ``check(label, ds)`` instead of
-    :func:`check_encodable`: a batch's :class:`~dimsekit.qr.rows.RowBuilder`).
+    :func:`check_encodable`: a batch's :class:`~dimsekit.qr.rows.RowBuilder`;
+    ``encoder``: its :attr:`~dimsekit.qr.find.Query.encoder`).
     Raises UsageError."""
     from dimsekit.qr.find import Query
     from dimsekit.qr.models import infer_model
@@ -394,4 +395,4 @@ def finish_query(label: str, ds: Any, overrides: Any, *, models: Mapping[str, An
             log.info("query %s: %s (%s)", label, model.help.replace("use ", ""), why)
     if not checked:
         (check or check_encodable)(label, ds)
-    return Query(label, ds, model)
+    return Query(label, ds, model, encoder)

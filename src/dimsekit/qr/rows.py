@@ -325,6 +325,7 @@ class RowBuilder:
 
         from pydicom import Dataset
 
+        from dimsekit._internals.encoding import template_encoder
         from dimsekit.keys import apply_keys
 
         # imported once here, not once a row
@@ -332,6 +333,11 @@ class RowBuilder:
         self.template = copy.deepcopy(base) if base is not None else Dataset()
         apply_keys(self.template, keys)
         self.keys = list(keys)
+        #: the template's elements (converted), which every row shares
+        self._elements = {elem.tag: elem for elem in self.template}
+        #: encodes a row's identifier at the cost of the row's own elements
+        #: (None: the pure path; :attr:`Query.encoder <dimsekit.qr.find.Query>`)
+        self.encoder = template_encoder(self._elements)
         #: the top-level tags the last row set on a shared template (None:
         #: the row got a copy of its own)
         self._fresh: frozenset[int] | None = None
@@ -345,14 +351,14 @@ class RowBuilder:
         template = self.template
         if row.keys is not None:
             if all(len(k.path) == 1 and k.path[0][1] is None for k in row.keys):
-                ds = Dataset({elem.tag: elem for elem in template})
+                ds = Dataset(dict(self._elements))
                 self._fresh = frozenset(k.path[0][0] for k in row.keys)
             else:
                 ds = copy.deepcopy(template)
                 self._fresh = None
             apply_keys(ds, row.keys)
             return ds, [*self.keys, *row.keys]
-        ds = Dataset({elem.tag: elem for elem in template})
+        ds = Dataset(dict(self._elements))
         level_given = _QUERY_RETRIEVE_LEVEL in template
         fresh = set()
         for elem in row.dataset:
