@@ -10,7 +10,11 @@
 * a batch row's identifier encoded by
   ``dimsekit._internals.encoding.TemplateEncoder`` (the template's
   elements once, the row's own spliced in) is byte for byte what
-  pynetdicom's ``encode`` makes of the whole dataset.
+  pynetdicom's ``encode`` makes of the whole dataset; the row's keys set
+  by ``dimsekit.keys.PlainKeys``, its dataset made by
+  ``plain_dataset_maker`` and its non-ASCII text found by
+  ``RowBuilder.non_ascii`` are what ``apply_keys``, ``Dataset()`` and
+  ``_non_ascii`` give.
 """
 
 from __future__ import annotations
@@ -125,7 +129,6 @@ ROW_KEYS = {
     "ScheduledProcedureStepSequence[0].Modality": ["MR"],
     "(0009,0010)": ["ACME"],
     "(0009,1001)": ["y"],
-    "(0008,0000)": [""],
     "SmallestImagePixelValue": ["3"],
     "PixelRepresentation": ["1"],
 }
@@ -207,8 +210,7 @@ def test_batch_identifiers_are_encoded_as_pynetdicom_encodes_them():
                     ds, applied = builder.identifier(row)
                     query = finish_query(row.label, ds, applied, models=models,
                                          model=models["worklist"], charset=charset,
-                                         check=builder.check_encodable,
-                                         encoder=builder.encoder)
+                                         builder=builder)
                 except UsageError:
                     continue
                 assert query.encoder is builder.encoder
@@ -274,6 +276,108 @@ def test_batch_identifiers_are_left_to_pynetdicom_when_unusual(monkeypatch):
     # DIMSEKIT_PURE: no encoder at all
     monkeypatch.setenv("DIMSEKIT_PURE", "1")
     assert RowBuilder(None, parse_keys(wl)).encoder is None
+
+
+def _elements_of(ds) -> list:
+    """Everything about each element that encoding or a message could see."""
+    return [(int(e.tag), e.VR, repr(e.value), type(e.value).__name__, e.validation_mode,
+             getattr(e, "private_creator", None)) for e in ds]
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_plain_keys_are_applied_as_apply_keys_applies_them():
+    from pydicom import Dataset
+
+    from dimsekit.errors import UsageError
+    from dimsekit.keys import KeyOverride, PlainKeys, apply_keys, parse_key, parse_keys
+
+    rng = random.Random(1214)
+    columns = [*ROW_KEYS, "PatientAge", "PatientSize", "StudyTime", "PixelData",
+               "ReferencedFrameNumber", "(0010,1001)", "SamplesPerPixel",
+               "SelectorATValue", "SelectorOBValue", "(0009,1002)"]
+    values = ["", "1", "-2", "70000", "1.5", "abc", "A\\B", "M\u00fcller", "0A0B", "(0010,0010)",
+              "PatientName", "20240101", "120000", None]
+    applier = PlainKeys()
+    plain = errors = 0
+    for n in range(3000):
+        keys = []
+        for column in rng.sample(columns, rng.choice([1, 1, 2, 3])):
+            value = rng.choice(values)
+            # made by hand: a value the VR refuses is refused when applied
+            keys.append(KeyOverride(column if value is None else f"{column}={value}",
+                                    parse_key(column).path, value))
+        texts = [k.text for k in keys]
+        template = Dataset()
+        apply_keys(template, parse_keys(rng.sample(COMMON_KEYS, rng.randint(0, 4))))
+        base = {elem.tag: elem for elem in template}
+        elements = dict(base)
+        try:
+            applied = applier.apply(elements, keys)
+        except UsageError as exc:
+            with pytest.raises(UsageError) as theirs:
+                apply_keys(Dataset(dict(base)), keys)
+            assert exc.message == theirs.value.message, (n, texts)
+            errors += 1
+            continue
+        if not applied:
+            assert elements == base  # nothing applied
+            continue
+        plain += 1
+        expected = apply_keys(Dataset(dict(base)), keys)
+        assert _elements_of(Dataset(elements)) == _elements_of(expected), (n, texts)
+    assert plain > 800, (plain, errors)
+    assert errors > 300, (plain, errors)
+
+
+def test_plain_datasets_are_made_as_pydicom_makes_them(monkeypatch):
+    from pydicom import Dataset
+    from pydicom.dataelem import DataElement
+
+    from dimsekit._internals.datasets import plain_dataset_maker
+
+    make = plain_dataset_maker()
+    assert make is not Dataset  # the fast path is in use
+    elements = {elem.tag: elem for elem in (DataElement(0x00100020, "LO", "X"),
+                                            DataElement(0x00100010, "PN", ""))}
+    made, built = make(elements), Dataset(elements)
+    assert type(made) is Dataset and vars(made) == vars(built)
+    assert made._dict is elements
+    # each dataset its own mutable attributes
+    other = make({})
+    for name, value in vars(made).items():
+        if isinstance(value, (dict, list, set)) and name != "_dict":
+            assert value is not vars(other)[name], name
+    monkeypatch.setenv("DIMSEKIT_PURE", "1")
+    assert plain_dataset_maker() is Dataset
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_row_non_ascii_text_is_what_non_ascii_finds():
+    from dimsekit.errors import UsageError
+    from dimsekit.keys import parse_keys
+    from dimsekit.qr.query import _non_ascii
+    from dimsekit.qr.rows import RowBuilder
+
+    rng = random.Random(1215)
+    fast = 0
+    for _ in range(60):
+        base = None
+        if rng.random() < 0.5:
+            implicit = rng.random() < 0.5
+            base = _converted(identifier(rng, implicit, sequences=True), implicit)
+        try:
+            builder = RowBuilder(base, parse_keys(rng.sample(COMMON_KEYS, rng.randint(0, 6))))
+        except UsageError:
+            continue
+        for row in _batch_rows(rng, 30):
+            try:
+                ds, _ = builder.identifier(row)
+            except UsageError:
+                continue
+            ours = builder.non_ascii(ds)
+            assert ours == _non_ascii(ds)
+            fast += builder._ascii and not ours
+    assert fast > 600, fast
 
 
 # -- sequence items -------------------------------------------------------------------
