@@ -278,6 +278,44 @@ def test_batch_identifiers_are_left_to_pynetdicom_when_unusual(monkeypatch):
     assert RowBuilder(None, parse_keys(wl)).encoder is None
 
 
+@pytest.mark.parametrize("implicit, little", SYNTAXES)
+def test_plain_text_elements_are_written_as_pydicom_writes_them(implicit, little):
+    from pydicom.dataelem import DataElement
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_data_element
+    from pydicom.uid import UID
+
+    from dimsekit._internals.encoding import PLAIN_TEXT_VRS, plain_text_writer
+
+    write = plain_text_writer(implicit, little)
+    rng = random.Random(1216)
+    vrs = sorted(PLAIN_TEXT_VRS) + ["PN", "IS", "OB", "US"]
+    texts = ["", "A", "AB", "1.2.3", "1.2.34", " X ", "a\\b", "WP000001", "\u00c4", "x" * 70001]
+    written = 0
+    for n in range(3000):
+        vr = rng.choice(vrs)
+        tag = rng.choice(TAGS.get(vr) or [0x00100020])
+        value = rng.choice(texts)
+        if vr == "UI" and rng.random() < 0.5:
+            value = UID(value)
+        elif rng.random() < 0.1:
+            value = [value, "B"]
+        try:
+            elem = DataElement(tag, vr, value)
+        except Exception:  # noqa: BLE001 - a value the VR does not take
+            continue
+        ours = write(elem)
+        if ours is None:
+            continue
+        for encodings in ("iso8859", ["latin_1"], ["UTF8"], ["iso8859", "iso2022_jp"]):
+            fp = DicomBytesIO()
+            fp.is_implicit_VR, fp.is_little_endian = implicit, little
+            write_data_element(fp, elem, encodings)
+            assert ours == fp.getvalue(), (n, vr, value, encodings)
+        written += 1
+    assert written > 1000, written
+
+
 def _elements_of(ds) -> list:
     """Everything about each element that encoding or a message could see."""
     return [(int(e.tag), e.VR, repr(e.value), type(e.value).__name__, e.validation_mode,

@@ -36,6 +36,8 @@ elements are the row's own).
 from __future__ import annotations
 
 import bisect
+import itertools
+import operator
 import threading
 from typing import Any
 
@@ -50,12 +52,17 @@ class _Pieces:
     """The template's elements written under one encoding: ``data`` is
     their concatenation, ``tags[i]``'s piece is
     ``data[offsets[i]:offsets[i + 1]]``; ``state``: what they were written
-    from (:func:`_state`)."""
+    from (:func:`_state`), ``kept``: its objects, kept alive; ``text``:
+    ASCII text is written as it is under this character set
+    (:func:`plain_text_writer`)."""
 
-    __slots__ = ("data", "offsets", "state", "tags")
+    __slots__ = ("data", "kept", "offsets", "state", "tags", "text")
 
-    def __init__(self, tags: list[int], pieces: list[bytes], state: tuple):
+    def __init__(self, tags: list[int], pieces: list[bytes], state: tuple, kept: tuple,
+                 text: bool):
         self.state = state
+        self.kept = kept
+        self.text = text
         self.tags = tags
         offsets = [0]
         for piece in pieces:
@@ -98,9 +105,15 @@ class TemplateEncoder:
         # the row's dict has the same tag objects: found by identity
         self._template = dict(elements)
         self._elements = list(self._template.values())
+        self._watch = _watch(self._elements)
         #: (implicit, little, character set) -> _Pieces, or None: unusable
         self._pieces: dict[tuple, _Pieces | None] = {}
         self._lock = threading.Lock()
+        self._text = {(implicit, little): plain_text_writer(implicit, little)
+                      for implicit in (True, False) for little in (True, False)}
+        #: the Python codecs under which ASCII text is written as it is
+        self._ascii_codecs = frozenset(python_encoding[term] for term in
+                                       ("ISO_IR 6", "ISO_IR 100", "ISO_IR 192"))
 
     # -- per row -------------------------------------------------------------------
 
@@ -128,8 +141,8 @@ class TemplateEncoder:
             encodings = charset.value
             key = encodings if isinstance(encodings, str) else tuple(encodings)
         pieces = self._pieces.get((implicit, little, key), _NONE_YET)
-        if pieces is not _NONE_YET and pieces is not None and pieces.state[0] != _state(
-                self._elements)[0]:
+        if pieces is not _NONE_YET and pieces is not None and pieces.state != _state(
+                self._watch):
             pieces = _NONE_YET  # a template element was changed in place: again
         if pieces is _NONE_YET:
             pieces = self._cache((implicit, little, key), encodings, implicit, little)
@@ -142,6 +155,7 @@ class TemplateEncoder:
         out = []
         start = 0
         replaced = 0
+        text = self._text[implicit, little] if pieces.text else None
         try:
             for tag, elem in own:
                 at = bisect.bisect_left(tags, tag)
@@ -155,7 +169,10 @@ class TemplateEncoder:
                     start = end
                 if tag & 0xFFFF == 0 and tag >> 16 > 6:
                     continue  # a retired group length: pydicom leaves it out
-                out.append(self._element(elem, encodings, implicit, little))
+                piece = text(elem) if text is not None else None
+                if piece is None:
+                    piece = self._element(elem, encodings, implicit, little)
+                out.append(piece)
         except Exception:  # noqa: BLE001 - the libraries' way says what is wrong
             return None
         if shared + replaced != len(template):
@@ -183,7 +200,11 @@ class TemplateEncoder:
     def _make(self, encodings: Any, implicit: bool, little: bool) -> _Pieces | None:
         if not self._charset_ok(encodings):
             return None
-        state = _state(self._elements)  # before writing: what is written from
+        # before writing: what is written from
+        watch = self._watch = _watch(self._elements)
+        state = _state(watch)
+        kept = (watch, [e.value for e in watch[0]], [e.VR for e in watch[0]],
+                [list(s) for s in watch[1]], [list(i.values()) for i in watch[2]])
         tags: list[int] = []
         pieces: list[bytes] = []
         for tag, elem in sorted(self._template.items(), key=lambda item: int(item[0])):
@@ -201,7 +222,10 @@ class TemplateEncoder:
                 return None  # pydicom warns and writes it as UN
             tags.append(number)
             pieces.append(piece)
-        return _Pieces(tags, pieces, state)
+        from pydicom.charset import convert_encodings
+
+        codecs = convert_encodings(encodings)
+        return _Pieces(tags, pieces, state, kept, codecs[0] in self._ascii_codecs)
 
     def _charset_ok(self, encodings: Any) -> bool:
         """A Specific Character Set pydicom converts without a warning."""
@@ -235,32 +259,93 @@ class TemplateEncoder:
         return True
 
 
+#: VRs whose str value pydicom writes as its characters (write_string,
+#: write_text, write_DA/DT/TM with a str, write_UI), padded to an even
+#: length with a space (UI: a NUL)
+PLAIN_TEXT_VRS = frozenset(("AE", "AS", "CS", "DA", "DT", "LO", "LT", "SH", "ST", "TM",
+                            "UC", "UI", "UR", "UT"))
+
+
+def plain_text_writer(implicit: bool, little: bool):
+    """``write(elem) -> bytes | None``: what pydicom's ``write_data_element``
+    writes for ``elem`` when its VR is one of :data:`PLAIN_TEXT_VRS` and its
+    value a str of ASCII characters (a batch row's cell, mostly), for a
+    data set whose Specific Character Set writes ASCII as it is (none,
+    ISO_IR 6, 100 or 192 first: the caller's to know); None for anything
+    else (then it is pydicom's to write).  ``tests/test_perf_equivalence.py``
+    holds the two side by side."""
+    import struct
+
+    from pydicom.dataelem import DataElement
+    from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
+
+    end = "<" if little else ">"
+    implicit_head = struct.Struct(end + "HHL").pack
+    short_head = struct.Struct(end + "HH2sH").pack
+    long_head = struct.Struct(end + "HH2s2xL").pack
+    vrs = {vr: vr.encode("ascii") for vr in PLAIN_TEXT_VRS}
+    long_vrs = frozenset(EXPLICIT_VR_LENGTH_32) & PLAIN_TEXT_VRS
+
+    def write(elem: Any) -> bytes | None:
+        value = elem.value
+        vr = elem.VR
+        if (not isinstance(value, str) or not value.isascii() or vr not in vrs
+                or type(elem) is not DataElement or elem.is_undefined_length):
+            return None
+        data = value.encode("ascii")
+        if len(data) & 1:
+            data += b"\0" if vr == "UI" else b" "
+        tag = elem.tag
+        if implicit:
+            return implicit_head(tag >> 16, tag & 0xFFFF, len(data)) + data
+        if vr in long_vrs:
+            return long_head(tag >> 16, tag & 0xFFFF, vrs[vr], len(data)) + data
+        if len(data) > 0xFFFF:
+            return None  # pydicom warns and writes it as UN
+        return short_head(tag >> 16, tag & 0xFFFF, vrs[vr], len(data)) + data
+
+    return write
+
+
 def _first(pair: tuple[int, Any]) -> int:
     return pair[0]
 
 
-def _state(elements: list[Any]) -> tuple[tuple[int, ...], tuple[Any, ...]]:
-    """What the template's pieces are written from, by identity: the ids
-    of each element (in the items too), its VR and its value, of each item
-    and how many elements it has; and the objects, kept alive with the
-    pieces so that no other object can take one of their ids.
+def _watch(elements: list[Any]) -> tuple[list[Any], list[Any], list[Any]]:
+    """What :func:`_state` looks at: every element of the template (in the
+    items too), every sequence's item list and every item."""
+    elems: list[Any] = []
+    sequences: list[Any] = []
+    items: list[Any] = []
+    stack = list(elements)
+    while stack:
+        elem = stack.pop()
+        elems.append(elem)
+        if elem.VR == "SQ":
+            sequence = elem.value or ()
+            sequences.append(sequence)
+            for item in sequence:
+                items.append(item)
+                stack.extend(item.values())
+    return elems, sequences, items
+
+
+_VALUE = operator.attrgetter("value")
+_VR = operator.attrgetter("VR")
+_ITEM_ELEMENTS = operator.methodcaller("values")
+
+
+def _state(watch: tuple[list[Any], list[Any], list[Any]]) -> tuple[tuple[int, ...], ...]:
+    """The template's state by identity (``watch``: :func:`_watch`): the
+    ids of each element's value and VR, of each sequence's items and of
+    each item's elements.  The pieces keep those objects alive, so that no
+    other object can take one of their ids while they are compared.
 
     Nothing in dimsekit changes the template in place once a row was
     encoded (the first rows may: ``choose_charset`` with ``--charset``
     sets the template's Specific Character Set, ``-u`` changes VRs), but
-    should anything do so, the pieces are written again."""
-    ids: list[int] = []
-    objects: list[Any] = []
-    stack = list(elements)
-    while stack:
-        elem = stack.pop()
-        value = elem.value
-        vr = elem.VR
-        objects += (elem, vr, value)
-        ids += (id(elem), id(vr), id(value))
-        if vr == "SQ":
-            for item in value or ():
-                objects.append(item)
-                ids += (id(item), len(item))
-                stack.extend(item.values())
-    return tuple(ids), tuple(objects)
+    should anything replace one of these, the pieces are written again."""
+    elems, sequences, items = watch
+    return (tuple(map(id, map(_VALUE, elems))), tuple(map(id, map(_VR, elems))),
+            tuple(map(id, itertools.chain.from_iterable(sequences))),
+            tuple(map(id, itertools.chain.from_iterable(map(_ITEM_ELEMENTS, items)))))
