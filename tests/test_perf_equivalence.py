@@ -29,7 +29,7 @@ from identifiers import CHARSETS, TAGS, VRS, element, encode, identifier, item, 
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dimsekit._internals.datasets import item_splitter, sequence_checker
-from dimsekit._internals.exchange import encode_request
+from dimsekit._internals.exchange import encode_find, encode_request
 from dimsekit.cli import host as host_mod
 from dimsekit.plugins.find import dump
 from dimsekit.qr.decode import decoder
@@ -75,6 +75,50 @@ def test_find_requests_are_encoded_as_pynetdicom_encodes_them():
         max_pdu = rng.choice([0, 8, 9, 20, 64, 97, 1000, 16382, 1 << 20])
         ours = encode_request(primitive, context_id, max_pdu)
         assert ours == pynetdicom_pdus(primitive, context_id, max_pdu), n
+        # the same request written from its values, without the primitive
+        assert encode_find(str(primitive.AffectedSOPClassUID), primitive.MessageID,
+                           primitive.Priority, primitive.Identifier.getvalue(), context_id,
+                           max_pdu) == ours, n
+
+
+def test_find_requests_are_sent_without_a_primitive_once_the_uid_passed():
+    from dimsekit.qr.find import FindRun, Query
+    from dimsekit.qr.models import MODELS
+
+    class Recorder:
+        def __init__(self):
+            self.sent = []
+
+        def send(self, primitive, context_id):
+            self.sent.append(encode_request(primitive, context_id, 16382))
+
+        def send_find(self, msg_id, uid, priority, identifier, context_id):
+            self.sent.append(encode_find(uid, msg_id, priority, identifier, context_id,
+                                         16382))
+            return True
+
+    exchange = Recorder()
+    run = FindRun(None, exchange)
+    query = Query("q", None, MODELS[0])
+    for msg_id in (1, 2, 3):
+        run.msg_id = msg_id
+        run._send(query, b"\x10\x00\x20\x00\x00\x00\x00\x00", 3)
+    assert run._uids == {MODELS[0].sop_class_uid: MODELS[0].sop_class_uid}
+    # the first request through pynetdicom's primitive, the others not: the same bytes
+    from pynetdicom.dimse_primitives import C_FIND
+
+    for msg_id, sent in zip((1, 2, 3), exchange.sent, strict=True):
+        primitive = C_FIND()
+        primitive.MessageID = msg_id
+        primitive.AffectedSOPClassUID = MODELS[0].sop_class_uid
+        primitive.Priority = 2
+        primitive.Identifier = BytesIO(b"\x10\x00\x20\x00\x00\x00\x00\x00")
+        assert sent == pynetdicom_pdus(primitive, 3, 16382)
+    # an exchange without send_find (the pure one): the primitive every time
+    del Recorder.send_find
+    exchange.sent.clear()
+    run._send(query, b"\x10\x00\x20\x00\x00\x00\x00\x00", 3)
+    assert len(exchange.sent) == 1
 
 
 def test_cancel_requests_are_encoded_as_pynetdicom_encodes_them():
@@ -314,6 +358,36 @@ def test_plain_text_elements_are_written_as_pydicom_writes_them(implicit, little
             assert ours == fp.getvalue(), (n, vr, value, encodings)
         written += 1
     assert written > 1000, written
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_row_elements_are_added_as_add_new_adds_them(monkeypatch):
+    from dimsekit.qr import rows
+
+    rng = random.Random(1217)
+    syntax = ExplicitVRLittleEndian
+    decode = decoder(syntax)
+    added = 0
+    for n in range(300):
+        data = identifier(rng, False, sequences=rng.random() < 0.3)
+        ours, theirs = decode(data), decode(data)
+        if ours is None:
+            continue
+        row = rng.choice([1, 7, 10000, 123456789])
+        rows.add_row_element(ours, row)
+        # pydicom's own way, as add_row_element does it on the pure path
+        with monkeypatch.context() as m:
+            m.setenv("DIMSEKIT_PURE", "1")
+            rows.add_row_element(theirs, row)
+        assert list(ours.keys()) == list(theirs.keys()), n
+        for tag in theirs.keys():  # noqa: SIM118 - tags, not elements
+            a, b = ours.get_item(tag), theirs.get_item(tag)
+            if tag >> 16 == 0x0009 and not isinstance(a, tuple):  # (a raw one: the peer's)
+                assert vars(a) == vars(b), (n, tag)
+                added += 1
+            else:
+                assert a is not None and type(a) is type(b), (n, tag)
+    assert added > 300, added
 
 
 def _elements_of(ds) -> list:

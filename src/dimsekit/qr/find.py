@@ -144,6 +144,8 @@ class FindRun:
         self.broken = False
         self._encoded: tuple[Any, bytes, Any, Query] | None = None
         self._decoders: dict[int, Any] = {}
+        #: a model's UID -> as pynetdicom's C_FIND took it (see _send)
+        self._uids: dict[str, str] = {}
 
     def context_for(self, model: InformationModel) -> Any:
         for cx in self.assoc.accepted_contexts:
@@ -183,6 +185,27 @@ class FindRun:
             prepared = self._encoded = (cx, identifier, decode, query)
         return prepared[0], prepared[1], prepared[2]
 
+    def _send(self, query: Query, identifier: bytes, context_id: int) -> None:
+        """Send the C-FIND request: pynetdicom's C_FIND primitive, whose
+        setters check its values; once a model's UID passed them, the fast
+        exchange writes the request of the same values without one
+        (:meth:`~dimsekit._internals.exchange.FastExchange.send_find`)."""
+        uid = self._uids.get(query.model.sop_class_uid)
+        send_find = getattr(self.exchange, "send_find", None)
+        if (uid is not None and send_find is not None
+                and send_find(self.msg_id, uid, 2, identifier, context_id)):
+            return
+        from pynetdicom.dimse_primitives import C_FIND
+
+        request = C_FIND()
+        request.MessageID = self.msg_id
+        request.AffectedSOPClassUID = query.model.sop_class_uid
+        request.Priority = 2
+        request.Identifier = BytesIO(identifier)
+        if request.AffectedSOPClassUID:
+            self._uids[query.model.sop_class_uid] = str(request.AffectedSOPClassUID)
+        self.exchange.send(request, context_id)
+
     def unwritten(self, query: Query, number: int, problem: str) -> None:
         """A delivered response the caller could not use after all (no
         writer can format one of its values): counted as skipped."""
@@ -194,23 +217,16 @@ class FindRun:
                   cancel_after: int | None = None) -> Generator[tuple[Any, Response], None, None]:
         """Send one C-FIND request; yield ``(Dataset, Response)`` for each
         pending response until the final one (:attr:`final`)."""
-        from pynetdicom.dimse_primitives import C_FIND
-
         cx, identifier, decode = self._prepared(query)
         verbose = log.isEnabledFor(logging.INFO)
         debug = log.isEnabledFor(logging.DEBUG)
         exchange = self.exchange
         self.final = None
         self.msg_id = self.msg_id % 65535 + 1
-        request = C_FIND()
-        request.MessageID = self.msg_id
-        request.AffectedSOPClassUID = query.model.sop_class_uid
-        request.Priority = 2
-        request.Identifier = BytesIO(identifier)
         if verbose:
             log.info("Sending Find Request: MsgID %d (%s)", self.msg_id, query.label)
             log.info("# Request Identifier\n%s", self.show(query.identifier))
-        exchange.send(request, cx.context_id)
+        self._send(query, identifier, cx.context_id)
 
         pending = 0
         self.delivered_now = 0

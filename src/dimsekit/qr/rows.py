@@ -228,16 +228,27 @@ def drop_row_element(ds: Any) -> None:
         del ds[tag]
 
 
+_ADD_ROW_PAIR: Any = None
+
+
 def add_row_element(ds: Any, row: int) -> None:
     """Tie a response to its batch row: (0009,0010) LO "DIMSEKIT",
     (0009,1010) IS row number (docs/output.md); in the next free block of
     group 0009 when the peer's response uses (0009,0010) already."""
+    global _ADD_ROW_PAIR
     if any(tag >> 16 == ROW_GROUP for tag in ds.keys()):  # noqa: SIM118 - tags
         block = ds.private_block(ROW_GROUP, ROW_CREATOR, create=True)
         block.add_new(ROW_ELEMENT, "IS", str(row))
         return
-    ds.add_new(_ROW_CREATOR_TAG, "LO", ROW_CREATOR)
-    ds.add_new(_ROW_TAG, "IS", str(row))
+    add = _ADD_ROW_PAIR
+    if add is None:
+        from dimsekit._internals.datasets import private_pair_adder
+
+        add = _ADD_ROW_PAIR = private_pair_adder(_ROW_CREATOR_TAG, _ROW_TAG, ROW_CREATOR,
+                                                 "IS")
+    if not add(ds, str(row)):
+        ds.add_new(_ROW_CREATOR_TAG, "LO", ROW_CREATOR)
+        ds.add_new(_ROW_TAG, "IS", str(row))
 
 
 def _peek(stream: IO[str]) -> str:
