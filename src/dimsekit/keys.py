@@ -349,11 +349,24 @@ def _split_values(value: str) -> list[str]:
     return value.split("\\")
 
 
-def _convert_one(vr: str, value: str | None) -> Any:
-    from pydicom import config
-    from pydicom.dataelem import empty_value_for_VR
-    from pydicom.valuerep import validate_value
+_PYDICOM: tuple[Any, Any, Any] | None = None
 
+
+def _pydicom() -> tuple[Any, Any, Any]:
+    """pydicom's config, empty_value_for_VR and validate_value, imported once
+    (not once a value: a batch converts two values a cell)."""
+    global _PYDICOM
+    if _PYDICOM is None:
+        from pydicom import config
+        from pydicom.dataelem import empty_value_for_VR
+        from pydicom.valuerep import validate_value
+
+        _PYDICOM = (config, empty_value_for_VR, validate_value)
+    return _PYDICOM
+
+
+def _convert_one(vr: str, value: str | None) -> Any:
+    config, empty_value_for_VR, validate_value = _PYDICOM or _pydicom()
     if not value:
         return empty_value_for_VR(vr)
     if vr in _BYTES_VRS:
