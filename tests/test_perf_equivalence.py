@@ -8,11 +8,20 @@
 * ``dimsekit._internals.datasets.original_encoding`` is pydicom's
   ``Dataset.original_encoding``;
 * ``dimsekit.cli.host.entry_points`` lists what
-  ``importlib.metadata.entry_points`` lists.
+  ``importlib.metadata.entry_points`` lists;
+* a batch row's identifier encoded by
+  ``dimsekit._internals.encoding.TemplateEncoder`` (the template's
+  elements once, the row's own spliced in) is byte for byte what
+  pynetdicom's ``encode`` makes of the whole dataset; the row's keys set
+  by ``dimsekit.keys.PlainKeys``, its dataset made by
+  ``plain_dataset_maker`` and its non-ASCII text found by
+  ``RowBuilder.non_ascii`` are what ``apply_keys``, ``Dataset()`` and
+  ``_non_ascii`` give.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sys
 from io import BytesIO
@@ -22,7 +31,7 @@ from identifiers import CHARSETS, TAGS, VRS, element, encode, identifier, item, 
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dimsekit._internals.datasets import item_splitter, sequence_checker
-from dimsekit._internals.exchange import encode_request
+from dimsekit._internals.exchange import encode_find, encode_request
 from dimsekit.cli import host as host_mod
 from dimsekit.plugins.find import dump
 from dimsekit.qr.decode import decoder
@@ -68,6 +77,50 @@ def test_find_requests_are_encoded_as_pynetdicom_encodes_them():
         max_pdu = rng.choice([0, 8, 9, 20, 64, 97, 1000, 16382, 1 << 20])
         ours = encode_request(primitive, context_id, max_pdu)
         assert ours == pynetdicom_pdus(primitive, context_id, max_pdu), n
+        # the same request written from its values, without the primitive
+        assert encode_find(str(primitive.AffectedSOPClassUID), primitive.MessageID,
+                           primitive.Priority, primitive.Identifier.getvalue(), context_id,
+                           max_pdu) == ours, n
+
+
+def test_find_requests_are_sent_without_a_primitive_once_the_uid_passed():
+    from dimsekit.qr.find import FindRun, Query
+    from dimsekit.qr.models import MODELS
+
+    class Recorder:
+        def __init__(self):
+            self.sent = []
+
+        def send(self, primitive, context_id):
+            self.sent.append(encode_request(primitive, context_id, 16382))
+
+        def send_find(self, msg_id, uid, priority, identifier, context_id):
+            self.sent.append(encode_find(uid, msg_id, priority, identifier, context_id,
+                                         16382))
+            return True
+
+    exchange = Recorder()
+    run = FindRun(None, exchange)
+    query = Query("q", None, MODELS[0])
+    for msg_id in (1, 2, 3):
+        run.msg_id = msg_id
+        run._send(query, b"\x10\x00\x20\x00\x00\x00\x00\x00", 3)
+    assert run._uids == {MODELS[0].sop_class_uid: MODELS[0].sop_class_uid}
+    # the first request through pynetdicom's primitive, the others not: the same bytes
+    from pynetdicom.dimse_primitives import C_FIND
+
+    for msg_id, sent in zip((1, 2, 3), exchange.sent, strict=True):
+        primitive = C_FIND()
+        primitive.MessageID = msg_id
+        primitive.AffectedSOPClassUID = MODELS[0].sop_class_uid
+        primitive.Priority = 2
+        primitive.Identifier = BytesIO(b"\x10\x00\x20\x00\x00\x00\x00\x00")
+        assert sent == pynetdicom_pdus(primitive, 3, 16382)
+    # an exchange without send_find (the pure one): the primitive every time
+    del Recorder.send_find
+    exchange.sent.clear()
+    run._send(query, b"\x10\x00\x20\x00\x00\x00\x00\x00", 3)
+    assert len(exchange.sent) == 1
 
 
 def test_cancel_requests_are_encoded_as_pynetdicom_encodes_them():
@@ -95,6 +148,350 @@ def test_what_the_encoder_does_not_take_is_left_to_pynetdicom():
     assert encode_request(empty, 1, 16382) is None
     empty.Identifier = BytesIO(b"\x08\x00\x52\x00\x00\x00\x00\x00")
     assert encode_request(empty, 1, 7) is None  # pynetdicom's own error
+
+
+# -- batch identifiers ----------------------------------------------------------------
+
+#: a batch's common -k keys: a worklist sequence, a character set, a private
+#: element, an ambiguous VR (US or SS), multiple values, numbers
+COMMON_KEYS = ["PatientName=", "StudyDate=", "AccessionNumber=",
+               "ScheduledProcedureStepSequence[0].Modality=",
+               "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate=20240101",
+               "SpecificCharacterSet=ISO_IR 100", "OtherPatientIDs=A\\B", "PatientWeight=70",
+               "(0009,0010)=ACME", "(0009,1001)=x", "SmallestImagePixelValue=1",
+               "QueryRetrieveLevel=STUDY", "NumberOfStudyRelatedInstances="]
+#: a batch file's columns and their cells (one a VR refuses makes no row)
+ROW_KEYS = {
+    "PatientID": ["", "WP000001", "\u00c41", "a\\b"],
+    "PatientName": ["", "DOE^JOHN", "M\u00fcller^J\u00f6rg", "\u5c71\u7530^\u592a\u90ce"],
+    "AccessionNumber": ["", "A1"],
+    "StudyDate": ["20240101", "20240101-20240131"],
+    "PatientWeight": ["72.5", "1e3"],
+    "NumberOfStudyRelatedInstances": ["12"],
+    "StudyInstanceUID": ["1.2.3.4"],
+    "Modality": ["CT"],
+    "SpecificCharacterSet": ["", "ISO_IR 192", "ISO_IR 100"],
+    "ScheduledProcedureStepSequence": [""],
+    "ScheduledProcedureStepSequence[0].Modality": ["MR"],
+    "(0009,0010)": ["ACME"],
+    "(0009,1001)": ["y"],
+    "SmallestImagePixelValue": ["3"],
+    "PixelRepresentation": ["1"],
+}
+SYNTAXES = [(True, True), (False, True), (False, False)]  # (implicit, little)
+
+
+def _converted(data: bytes, implicit: bool):
+    """A random identifier as ``read_query_file`` leaves a query file:
+    every element converted, in the items too (None: pydicom refuses it)."""
+    from pydicom.filereader import read_dataset
+
+    try:
+        ds = read_dataset(BytesIO(data), implicit, True)
+        stack = [ds]
+        while stack:
+            current = stack.pop()
+            for elem in current:
+                if elem.VR == "SQ":
+                    stack.extend(elem.value)
+    except Exception:  # noqa: BLE001 - what pydicom cannot read is no template
+        return None
+    return ds
+
+
+def _batch_rows(rng: random.Random, count: int):
+    from dimsekit.errors import UsageError
+    from dimsekit.keys import parse_key
+    from dimsekit.qr.rows import Row
+
+    rows = []
+    for number in range(1, count + 1):
+        if rng.random() < 0.15:  # an NDJSON row: a dataset of its own elements
+            implicit = rng.random() < 0.5
+            ds = _converted(identifier(rng, implicit, sequences=True), implicit)
+            if ds is not None:
+                rows.append(Row(number, f"row {number}", dataset=ds))
+            continue
+        keys = []
+        for column in rng.sample(sorted(ROW_KEYS), rng.choice([1, 1, 1, 2, 3])):
+            value = rng.choice(ROW_KEYS[column])
+            with contextlib.suppress(UsageError):  # a cell the VR refuses
+                keys.append(parse_key(f"{column}={value}" if value else column))
+        if keys:
+            rows.append(Row(number, f"row {number}", keys=keys))
+    return rows
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_batch_identifiers_are_encoded_as_pynetdicom_encodes_them():
+    import logging
+
+    from pynetdicom.dsutils import encode as whole
+
+    from dimsekit.errors import UsageError
+    from dimsekit.keys import parse_keys
+    from dimsekit.qr.models import MODELS
+    from dimsekit.qr.query import finish_query
+    from dimsekit.qr.rows import RowBuilder
+
+    logging.getLogger("pynetdicom").disabled = True  # it logs what pydicom refuses
+    models = {m.name: m for m in MODELS}
+    rng = random.Random(1213)
+    spliced = whole_only = 0
+    try:
+        for batch in range(150):
+            base = None
+            if rng.random() < 0.3:
+                implicit = rng.random() < 0.5
+                base = _converted(identifier(rng, implicit, sequences=True), implicit)
+            common = parse_keys(rng.sample(COMMON_KEYS, rng.randint(0, 6)))
+            charset = rng.choice([None, None, "ISO_IR 192", "ISO 2022 IR 6\\ISO 2022 IR 87"])
+            try:
+                builder = RowBuilder(base, common)
+            except UsageError:
+                continue
+            assert builder.encoder is not None
+            for row in _batch_rows(rng, 30):
+                try:
+                    ds, applied = builder.identifier(row)
+                    query = finish_query(row.label, ds, applied, models=models,
+                                         model=models["worklist"], charset=charset,
+                                         builder=builder)
+                except UsageError:
+                    continue
+                assert query.encoder is builder.encoder
+                for implicit, little in SYNTAXES:
+                    ours = builder.encoder.encode(ds, implicit, little)
+                    theirs = whole(ds, implicit, little)
+                    if ours is None:
+                        whole_only += 1
+                        continue
+                    assert ours == theirs, (batch, row.number, implicit, little)
+                    spliced += 1
+    finally:
+        logging.getLogger("pynetdicom").disabled = False
+    # most rows are spliced; the unusual ones (ambiguous VRs, a row's
+    # sequence, unknown character sets) are left to pynetdicom
+    assert spliced > 5000, (spliced, whole_only)
+    assert whole_only > 1000, (spliced, whole_only)
+
+
+def test_batch_identifiers_are_left_to_pynetdicom_when_unusual(monkeypatch):
+    from pydicom import Dataset
+
+    from dimsekit.keys import parse_keys
+    from dimsekit.qr.rows import Row, RowBuilder
+
+    def spliced(common, row, base=None):
+        builder = RowBuilder(base, parse_keys(common))
+        if isinstance(row, Dataset):
+            ds, _ = builder.identifier(Row(1, "row 1", dataset=row))
+        else:
+            ds, _ = builder.identifier(Row(1, "row 1", keys=parse_keys(row)))
+        return builder.encoder.encode(ds, False, True)
+
+    wl = ["PatientName=", "ScheduledProcedureStepSequence[0].Modality="]
+    assert spliced(wl, ["PatientID=X"]) is not None
+    # an ambiguous VR (which -k keys never make), in the template or the row
+    ambiguous = Dataset()
+    ambiguous.add_new(0x00280106, "US or SS", 1)
+    assert spliced(wl, ["PatientID=X"], ambiguous) is None
+    assert spliced(wl, ambiguous) is None
+    # a row's key inside the template's sequence: the row's own copy
+    assert spliced(wl, ["ScheduledProcedureStepSequence[0].Modality=CT"]) is None
+    # a character set pydicom would warn about
+    assert spliced([*wl, "SpecificCharacterSet=NO SUCH SET"], ["PatientID=X"]) is None
+    assert spliced([*wl, "SpecificCharacterSet=ISO_IR 192\\ISO_IR 100"],
+                   ["PatientID=X"]) is None
+    # an item with its own character set
+    base = Dataset()
+    item = Dataset()
+    item.SpecificCharacterSet = "ISO_IR 100"
+    base.ScheduledProcedureStepSequence = [item]
+    assert spliced([], ["PatientID=X"], base) is None
+    # a template element changed in place (choose_charset with --charset
+    # does it to a template's own character set): its piece is written again
+    from pynetdicom.dsutils import encode as whole
+
+    builder = RowBuilder(None, parse_keys([*wl, "SpecificCharacterSet=ISO_IR 100"]))
+    ds, _ = builder.identifier(Row(1, "row 1", keys=parse_keys(["PatientID=X"])))
+    assert builder.encoder.encode(ds, True, True) == whole(ds, True, True)
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    assert builder.template.SpecificCharacterSet == "ISO_IR 192"  # the template's own
+    assert builder.encoder.encode(ds, True, True) == whole(ds, True, True)
+    # DIMSEKIT_PURE: no encoder at all
+    monkeypatch.setenv("DIMSEKIT_PURE", "1")
+    assert RowBuilder(None, parse_keys(wl)).encoder is None
+
+
+@pytest.mark.parametrize("implicit, little", SYNTAXES)
+def test_plain_text_elements_are_written_as_pydicom_writes_them(implicit, little):
+    from pydicom.dataelem import DataElement
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_data_element
+    from pydicom.uid import UID
+
+    from dimsekit._internals.encoding import PLAIN_TEXT_VRS, plain_text_writer
+
+    write = plain_text_writer(implicit, little)
+    rng = random.Random(1216)
+    vrs = sorted(PLAIN_TEXT_VRS) + ["PN", "IS", "OB", "US"]
+    texts = ["", "A", "AB", "1.2.3", "1.2.34", " X ", "a\\b", "WP000001", "\u00c4", "x" * 70001]
+    written = 0
+    for n in range(3000):
+        vr = rng.choice(vrs)
+        tag = rng.choice(TAGS.get(vr) or [0x00100020])
+        value = rng.choice(texts)
+        if vr == "UI" and rng.random() < 0.5:
+            value = UID(value)
+        elif rng.random() < 0.1:
+            value = [value, "B"]
+        try:
+            elem = DataElement(tag, vr, value)
+        except Exception:  # noqa: BLE001 - a value the VR does not take
+            continue
+        ours = write(elem)
+        if ours is None:
+            continue
+        for encodings in ("iso8859", ["latin_1"], ["UTF8"], ["iso8859", "iso2022_jp"]):
+            fp = DicomBytesIO()
+            fp.is_implicit_VR, fp.is_little_endian = implicit, little
+            write_data_element(fp, elem, encodings)
+            assert ours == fp.getvalue(), (n, vr, value, encodings)
+        written += 1
+    assert written > 1000, written
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_row_elements_are_added_as_add_new_adds_them(monkeypatch):
+    from dimsekit.qr import rows
+
+    rng = random.Random(1217)
+    syntax = ExplicitVRLittleEndian
+    decode = decoder(syntax)
+    added = 0
+    for n in range(300):
+        data = identifier(rng, False, sequences=rng.random() < 0.3)
+        ours, theirs = decode(data), decode(data)
+        if ours is None:
+            continue
+        row = rng.choice([1, 7, 10000, 123456789])
+        rows.add_row_element(ours, row)
+        # pydicom's own way, as add_row_element does it on the pure path
+        with monkeypatch.context() as m:
+            m.setenv("DIMSEKIT_PURE", "1")
+            rows.add_row_element(theirs, row)
+        assert list(ours.keys()) == list(theirs.keys()), n
+        for tag in theirs.keys():  # noqa: SIM118 - tags, not elements
+            a, b = ours.get_item(tag), theirs.get_item(tag)
+            if tag >> 16 == 0x0009 and not isinstance(a, tuple):  # (a raw one: the peer's)
+                assert vars(a) == vars(b), (n, tag)
+                added += 1
+            else:
+                assert a is not None and type(a) is type(b), (n, tag)
+    assert added > 300, added
+
+
+def _elements_of(ds) -> list:
+    """Everything about each element that encoding or a message could see."""
+    return [(int(e.tag), e.VR, repr(e.value), type(e.value).__name__, e.validation_mode,
+             getattr(e, "private_creator", None)) for e in ds]
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_plain_keys_are_applied_as_apply_keys_applies_them():
+    from pydicom import Dataset
+
+    from dimsekit.errors import UsageError
+    from dimsekit.keys import KeyOverride, PlainKeys, apply_keys, parse_key, parse_keys
+
+    rng = random.Random(1214)
+    columns = [*ROW_KEYS, "PatientAge", "PatientSize", "StudyTime", "PixelData",
+               "ReferencedFrameNumber", "(0010,1001)", "SamplesPerPixel",
+               "SelectorATValue", "SelectorOBValue", "(0009,1002)"]
+    values = ["", "1", "-2", "70000", "1.5", "abc", "A\\B", "M\u00fcller", "0A0B", "(0010,0010)",
+              "PatientName", "20240101", "120000", None]
+    applier = PlainKeys()
+    plain = errors = 0
+    for n in range(3000):
+        keys = []
+        for column in rng.sample(columns, rng.choice([1, 1, 2, 3])):
+            value = rng.choice(values)
+            # made by hand: a value the VR refuses is refused when applied
+            keys.append(KeyOverride(column if value is None else f"{column}={value}",
+                                    parse_key(column).path, value))
+        texts = [k.text for k in keys]
+        template = Dataset()
+        apply_keys(template, parse_keys(rng.sample(COMMON_KEYS, rng.randint(0, 4))))
+        base = {elem.tag: elem for elem in template}
+        elements = dict(base)
+        try:
+            applied = applier.apply(elements, keys)
+        except UsageError as exc:
+            with pytest.raises(UsageError) as theirs:
+                apply_keys(Dataset(dict(base)), keys)
+            assert exc.message == theirs.value.message, (n, texts)
+            errors += 1
+            continue
+        if not applied:
+            assert elements == base  # nothing applied
+            continue
+        plain += 1
+        expected = apply_keys(Dataset(dict(base)), keys)
+        assert _elements_of(Dataset(elements)) == _elements_of(expected), (n, texts)
+    assert plain > 800, (plain, errors)
+    assert errors > 300, (plain, errors)
+
+
+def test_plain_datasets_are_made_as_pydicom_makes_them(monkeypatch):
+    from pydicom import Dataset
+    from pydicom.dataelem import DataElement
+
+    from dimsekit._internals.datasets import plain_dataset_maker
+
+    make = plain_dataset_maker()
+    assert make is not Dataset  # the fast path is in use
+    elements = {elem.tag: elem for elem in (DataElement(0x00100020, "LO", "X"),
+                                            DataElement(0x00100010, "PN", ""))}
+    made, built = make(elements), Dataset(elements)
+    assert type(made) is Dataset and vars(made) == vars(built)
+    assert made._dict is elements
+    # each dataset its own mutable attributes
+    other = make({})
+    for name, value in vars(made).items():
+        if isinstance(value, (dict, list, set)) and name != "_dict":
+            assert value is not vars(other)[name], name
+    monkeypatch.setenv("DIMSEKIT_PURE", "1")
+    assert plain_dataset_maker() is Dataset
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_row_non_ascii_text_is_what_non_ascii_finds():
+    from dimsekit.errors import UsageError
+    from dimsekit.keys import parse_keys
+    from dimsekit.qr.query import _non_ascii
+    from dimsekit.qr.rows import RowBuilder
+
+    rng = random.Random(1215)
+    fast = 0
+    for _ in range(60):
+        base = None
+        if rng.random() < 0.5:
+            implicit = rng.random() < 0.5
+            base = _converted(identifier(rng, implicit, sequences=True), implicit)
+        try:
+            builder = RowBuilder(base, parse_keys(rng.sample(COMMON_KEYS, rng.randint(0, 6))))
+        except UsageError:
+            continue
+        for row in _batch_rows(rng, 30):
+            try:
+                ds, _ = builder.identifier(row)
+            except UsageError:
+                continue
+            ours = builder.non_ascii(ds)
+            assert ours == _non_ascii(ds)
+            fast += builder._ascii and not ours
+    assert fast > 600, fast
 
 
 # -- sequence items -------------------------------------------------------------------

@@ -164,7 +164,7 @@ def _batch_rows(queries: Any, keys: Mapping[str, Any], *, model: Any, charset: s
             raise UsageError(f"{row.label}: empty query: give at least one key")
         query = finish_query(row.label, ds, overrides, models=models, model=chosen,
                              charset=charset, new_vr=new_vr, checked=checked,
-                             check=builder.check_encodable)
+                             builder=builder)
         if not checked:
             plan.check(query)
         return query

@@ -53,7 +53,7 @@ building the CLI) stays cheap.
 from __future__ import annotations
 
 import string
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -141,20 +141,35 @@ def with_value(key: KeyOverride, value: str | None) -> KeyOverride:
     """``key`` (a parsed ``-k`` path, as a batch file's column names it)
     with another value, checked as :func:`parse_key` checks it, without
     parsing the path again."""
-    text = key.text.partition("=")[0].strip()
-    text = text if value is None else f"{text}={value}"
-    tag, index = key.path[-1]
+    return value_setter(key)(value)
+
+
+def value_setter(key: KeyOverride) -> Callable[[str | None], KeyOverride]:
+    """:func:`with_value` for one key, what its path names looked up once:
+    ``value_setter(key)(value) == with_value(key, value)`` (a batch file's
+    column, for each of its cells)."""
+    base = key.text.partition("=")[0].strip()
+    path = key.path
+    tag, index = path[-1]
     vr = _dictionary_vr(tag)
     name = _name(tag)
-    try:
-        if value and (vr == "SQ" or index is not None):
-            raise _KeyError(f"{name} is a sequence and takes no value "
-                            f"(set item contents with {name}[n].Keyword=value)")
-        if value and vr is not None:
-            _convert(_vr_candidates(vr, None), value, name)
-    except _KeyError as exc:
-        raise _usage(text, str(exc)) from None
-    return KeyOverride(text=text, path=key.path, value=value)
+    sequence = vr == "SQ" or index is not None
+    candidates = _vr_candidates(vr, None) if vr is not None else None
+
+    def set_value(value: str | None) -> KeyOverride:
+        text = base if value is None else f"{base}={value}"
+        if value:
+            try:
+                if sequence:
+                    raise _KeyError(f"{name} is a sequence and takes no value "
+                                    f"(set item contents with {name}[n].Keyword=value)")
+                if candidates is not None:
+                    _convert(candidates, value, name)
+            except _KeyError as exc:
+                raise _usage(text, str(exc)) from None
+        return KeyOverride(text=text, path=path, value=value)
+
+    return set_value
 
 
 def parse_keys(texts: Iterable[str]) -> list[KeyOverride]:
@@ -334,11 +349,24 @@ def _split_values(value: str) -> list[str]:
     return value.split("\\")
 
 
-def _convert_one(vr: str, value: str | None) -> Any:
-    from pydicom import config
-    from pydicom.dataelem import empty_value_for_VR
-    from pydicom.valuerep import validate_value
+_PYDICOM: tuple[Any, Any, Any] | None = None
 
+
+def _pydicom() -> tuple[Any, Any, Any]:
+    """pydicom's config, empty_value_for_VR and validate_value, imported once
+    (not once a value: a batch converts two values a cell)."""
+    global _PYDICOM
+    if _PYDICOM is None:
+        from pydicom import config
+        from pydicom.dataelem import empty_value_for_VR
+        from pydicom.valuerep import validate_value
+
+        _PYDICOM = (config, empty_value_for_VR, validate_value)
+    return _PYDICOM
+
+
+def _convert_one(vr: str, value: str | None) -> Any:
+    config, empty_value_for_VR, validate_value = _PYDICOM or _pydicom()
     if not value:
         return empty_value_for_VR(vr)
     if vr in _BYTES_VRS:
@@ -413,6 +441,68 @@ def apply_keys(ds: Dataset, overrides: Iterable[KeyOverride | str]) -> Dataset:
         except _KeyError as exc:
             raise _usage(override.text, str(exc)) from None
     return ds
+
+
+class PlainKeys:
+    """:func:`apply_keys` at a third of the cost for keys that each set one
+    top-level element whose dictionary VR is one VR, not SQ, outside the
+    private groups and Pixel Data (a batch row's columns, mostly): the VR
+    and name each key's tag stands for are looked up once, and the new
+    elements go straight into the element dict a Dataset is then made of,
+    which is all that ``Dataset.__setitem__`` does for such elements.
+    Any other key is :func:`apply_keys`'s."""
+
+    def __init__(self) -> None:
+        from pydicom import config
+        from pydicom.dataelem import DataElement
+
+        self._element = DataElement
+        self._ignore = config.IGNORE
+        #: a key's path -> (tag, VR, name), or None: not a plain key
+        self._resolved: dict[tuple, tuple[Any, str, str] | None] = {}
+
+    def apply(self, elements: dict, overrides: list[KeyOverride]) -> bool:
+        """Apply ``overrides`` to ``elements`` (tag -> element) as
+        ``apply_keys(Dataset(elements), overrides)`` would; False, with
+        nothing applied, when one of them is not a plain key or two set
+        the same element (then it is apply_keys's to do).  A value the VR
+        refuses is apply_keys's UsageError."""
+        resolved = self._resolved
+        plan = []
+        tags = set()
+        for key in overrides:
+            info = resolved.get(key.path, _UNRESOLVED)
+            if info is _UNRESOLVED:
+                info = resolved[key.path] = _plain_key(key.path)
+            if info is None or info[0] in tags:
+                return False
+            tags.add(info[0])
+            plan.append((key, info))
+        DataElement, ignore = self._element, self._ignore
+        for key, (tag, vr, name) in plan:
+            try:
+                vr, value = _convert([vr], key.value, name)
+            except _KeyError as exc:
+                raise _usage(key.text, str(exc)) from None
+            elem = DataElement(tag, vr, value, validation_mode=ignore)
+            elements[elem.tag] = elem
+        return True
+
+
+_UNRESOLVED: Any = object()
+
+
+def _plain_key(path: tuple[Step, ...]) -> tuple[Any, str, str] | None:
+    """(tag, VR, name) of a key :class:`PlainKeys` applies, else None."""
+    if len(path) != 1 or path[0][1] is not None:
+        return None
+    tag = path[0][0]
+    if tag >> 16 & 1 or tag >> 16 == 0x7FE0:  # private creators; pixel data
+        return None
+    vr = _dictionary_vr(tag)
+    if vr is None or vr == "SQ" or " or " in vr:  # an ambiguous VR: the element's decides
+        return None
+    return tag, vr, _name(tag)
 
 
 def element_holder(ds: Any, path: Iterable[Step]) -> Any:

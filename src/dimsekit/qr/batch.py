@@ -101,16 +101,17 @@ class Plan:
     split_on: str | None = None
     cancel_after: int | None = None
 
-    def check(self, query: Any) -> None:
+    def check(self, query: Any) -> str | None:
         """A usage error for a plan the query (a prepared
-        :class:`~dimsekit.qr.find.Query`) cannot follow."""
+        :class:`~dimsekit.qr.find.Query`) cannot follow; else the query's
+        level (:func:`level_of`)."""
         model, level, label = query.model, level_of(query), query.label
         if self.parallel < 1:
             raise UsageError("parallel: at least 1 association")
         if self.max_per_query:
             split_key(self.split_on or SPLIT_KEYS.get(level, "StudyDate"))
         if self.drill_down is None:
-            return
+            return level
         target = self.drill_down.upper()
         if target not in LEVELS:
             raise UsageError(f"drill-down level {self.drill_down!r}: one of "
@@ -128,6 +129,7 @@ class Plan:
         if levels.index(target) <= levels.index(level):
             raise UsageError(f"query {label}: drill-down to {target} from {level}: "
                              f"the drill-down level must be below the query's")
+        return level
 
 
 @dataclass
@@ -430,8 +432,7 @@ class Batch(Iterator[Any]):
             self._rows_left = False
             return None
         row = _Row(rq.number, rq.label)
-        self.plan.check(rq.query)
-        level = level_of(rq.query)
+        level = self.plan.check(rq.query)
         row.outstanding = 1
         row.task = _Task(row, self._top_query(rq.query, level), (), level, {}, 0)
         if self.plan.max_per_query:

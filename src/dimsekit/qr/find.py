@@ -25,7 +25,7 @@ import logging
 import struct
 import time
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dimsekit.dimse import COMMAND_FIELD, MESSAGE_ID_BEING_RESPONDED_TO, STATUS, find_request
@@ -53,6 +53,10 @@ class Query:
     label: str
     identifier: Any  # pydicom Dataset
     model: InformationModel
+    #: encodes the identifier at less cost (a batch row's, built on a
+    #: template: :class:`dimsekit._internals.encoding.TemplateEncoder`);
+    #: None: pynetdicom's ``encode``
+    encoder: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -143,6 +147,8 @@ class FindRun:
         self.broken = False
         self._encoded: tuple[Any, bytes, Any, Query] | None = None
         self._decoders: dict[int, Any] = {}
+        #: a model's UID -> as pynetdicom's C_FIND took it (see _send)
+        self._uids: dict[str, str] = {}
 
     def context_for(self, model: InformationModel) -> Any:
         for cx in self.assoc.accepted_contexts:
@@ -166,8 +172,13 @@ class FindRun:
 
             cx = self.context_for(query.model)
             ts = cx.transfer_syntax[0]
-            identifier = encode(query.identifier, ts.is_implicit_VR,
-                                ts.is_little_endian, ts.is_deflated)
+            identifier = None
+            if query.encoder is not None and not ts.is_deflated:
+                identifier = query.encoder.encode(query.identifier, ts.is_implicit_VR,
+                                                  ts.is_little_endian)
+            if identifier is None:
+                identifier = encode(query.identifier, ts.is_implicit_VR,
+                                    ts.is_little_endian, ts.is_deflated)
             if identifier is None:
                 raise UsageError(f"query {query.label}: cannot encode the identifier "
                                  f"in {ts.name}")
@@ -176,6 +187,21 @@ class FindRun:
                 decode = self._decoders[cx.context_id] = decoder(ts)
             prepared = self._encoded = (cx, identifier, decode, query)
         return prepared[0], prepared[1], prepared[2]
+
+    def _send(self, query: Query, identifier: bytes, context_id: int) -> None:
+        """Send the C-FIND request: pynetdicom's C_FIND primitive, whose
+        setters check its values; once a model's UID passed them, the fast
+        exchange writes the request of the same values without one
+        (:meth:`~dimsekit._internals.exchange.FastExchange.send_find`)."""
+        uid = self._uids.get(query.model.sop_class_uid)
+        send_find = getattr(self.exchange, "send_find", None)
+        if (uid is not None and send_find is not None
+                and send_find(self.msg_id, uid, 2, identifier, context_id)):
+            return
+        request = find_request(self.msg_id, query.model.sop_class_uid, identifier).primitive()
+        if request.AffectedSOPClassUID:
+            self._uids[query.model.sop_class_uid] = str(request.AffectedSOPClassUID)
+        self.exchange.send(request, context_id)
 
     def unwritten(self, query: Query, number: int, problem: str) -> None:
         """A delivered response the caller could not use after all (no
@@ -194,11 +220,10 @@ class FindRun:
         exchange = self.exchange
         self.final = None
         self.msg_id = self.msg_id % 65535 + 1
-        request = find_request(self.msg_id, query.model.sop_class_uid, identifier)
         if verbose:
             log.info("Sending Find Request: MsgID %d (%s)", self.msg_id, query.label)
             log.info("# Request Identifier\n%s", self.show(query.identifier))
-        exchange.send(request, cx.context_id)
+        self._send(query, identifier, cx.context_id)
 
         pending = 0
         self.delivered_now = 0

@@ -300,12 +300,15 @@ def _non_ascii(ds) -> list[Any]:
             if e.VR in TEXT_VRS and any(not t.isascii() for t in _texts(e))]
 
 
-def choose_charset(label: str, ds, charset: str | None, overrides) -> None:
+def choose_charset(label: str, ds, charset: str | None, overrides,
+                   non_ascii: Any = None) -> None:
     """Give ``ds`` a Specific Character Set that encodes every value.
 
     ``--charset`` wins; a query without one that holds non-ASCII text gets
     the smallest standard one: ISO_IR 100 if Latin-1 will do, else ISO_IR 192.
     A value the set cannot encode is a usage error naming its key.
+    ``non_ascii(ds)``: finds the text elements that are not ASCII, for
+    ``_non_ascii`` (a batch's :meth:`~dimsekit.qr.rows.RowBuilder.non_ascii`).
     """
     from pydicom.charset import convert_encodings, python_encoding
 
@@ -316,7 +319,7 @@ def choose_charset(label: str, ds, charset: str | None, overrides) -> None:
             raise UsageError(f"--charset: unknown character set {unknown[0]!r} "
                              f"(e.g. ISO_IR 100, ISO_IR 192, ISO 2022 IR 87)")
         ds.SpecificCharacterSet = terms if len(terms) > 1 else terms[0]
-    texts = _non_ascii(ds)
+    texts = (non_ascii or _non_ascii)(ds)
     if not texts:
         return
     if "SpecificCharacterSet" not in ds:
@@ -371,7 +374,7 @@ def _key_text(elem, overrides) -> str:
 def finish_query(label: str, ds: Any, overrides: Any, *, models: Mapping[str, Any],
                  model: Any = None, charset: str | None = None,
                  new_vr: bool = True, checked: bool = False,
-                 check: Any = None) -> Any:
+                 check: Any = None, builder: Any = None) -> Any:
     """The prepared :class:`~dimsekit.qr.find.Query` once the keys are
     applied to ``ds`` -- the steps the find command and the Python API
     share: post-1993 VRs downgraded (``new_vr=False``: ``-u``), a Specific
@@ -379,14 +382,18 @@ def finish_query(label: str, ds: Any, overrides: Any, *, models: Mapping[str, An
     from QueryRetrieveLevel among ``models`` (name -> model), the
     identifier checked to be encodable (unless ``checked``: a batch row
     prepared once already; ``check(label, ds)`` instead of
-    :func:`check_encodable`: a batch's :class:`~dimsekit.qr.rows.RowBuilder`).
+    :func:`check_encodable`).  ``builder``: the batch's
+    :class:`~dimsekit.qr.rows.RowBuilder` that made ``ds``, whose
+    shortcuts then check it and find its non-ASCII text at the cost of the
+    row's own elements, and encode it (:attr:`~dimsekit.qr.find.Query.encoder`).
     Raises UsageError."""
     from dimsekit.qr.find import Query
     from dimsekit.qr.models import infer_model
 
     if not new_vr:
         downgrade_new_vrs(ds)
-    choose_charset(label, ds, charset, overrides)
+    choose_charset(label, ds, charset, overrides,
+                   builder.non_ascii if builder is not None else None)
     if model is None:
         name, why = infer_model(ds.get("QueryRetrieveLevel"))
         if name not in models:  # a retrieve service has no worklist to fall back on
@@ -394,11 +401,13 @@ def finish_query(label: str, ds: Any, overrides: Any, *, models: Mapping[str, An
                              f"(PATIENT, STUDY, SERIES or IMAGE) or choose a model "
                              f"({', '.join(m.flags[-1] for m in models.values())})")
         model = models[name]
-        if not checked:
+        if not checked and log.isEnabledFor(logging.INFO):
             log.info("query %s: %s (%s)", label, model.help.replace("use ", ""), why)
+    if builder is not None:
+        check = check or builder.check_encodable
     if not checked:
         (check or check_encodable)(label, ds)
-    return Query(label, ds, model)
+    return Query(label, ds, model, builder.encoder if builder is not None else None)
 
 
 def prepare_queries(query_files: Iterable[str], keys: Iterable[str] = (), *,

@@ -121,7 +121,7 @@ class BatchFile:
                     stream.close()
 
     def _csv_rows(self, stream: IO[str]) -> Iterator[Row]:
-        from dimsekit.keys import parse_key, with_value
+        from dimsekit.keys import parse_key, value_setter
 
         first = stream.readline()
         delimiter = next((d for d in (",", ";", "\t") if d in first), ",")
@@ -143,6 +143,7 @@ class BatchFile:
             except UsageError as exc:
                 raise UsageError(f"batch {self.name}: header column {col!r}: "
                                  f"{exc.message}") from None
+        setters = [value_setter(key) for key in keys]
         width = len(columns)
         number = 0
         for cells in reader:
@@ -154,10 +155,10 @@ class BatchFile:
             if len(cells) != width:
                 raise UsageError(f"batch {label}: {len(cells)} cells for {width} columns")
             row_keys = []
-            for col, key, value in zip(columns, keys, cells, strict=True):
+            for col, set_value, value in zip(columns, setters, cells, strict=True):
                 value = value.strip()
                 try:
-                    row_keys.append(with_value(key, value or None))
+                    row_keys.append(set_value(value or None))
                 except UsageError as exc:
                     raise UsageError(f"batch {label}, column {col!r}: {exc.message}") \
                         from None
@@ -227,16 +228,27 @@ def drop_row_element(ds: Any) -> None:
         del ds[tag]
 
 
+_ADD_ROW_PAIR: Any = None
+
+
 def add_row_element(ds: Any, row: int) -> None:
     """Tie a response to its batch row: (0009,0010) LO "DIMSEKIT",
     (0009,1010) IS row number (docs/output.md); in the next free block of
     group 0009 when the peer's response uses (0009,0010) already."""
+    global _ADD_ROW_PAIR
     if any(tag >> 16 == ROW_GROUP for tag in ds.keys()):  # noqa: SIM118 - tags
         block = ds.private_block(ROW_GROUP, ROW_CREATOR, create=True)
         block.add_new(ROW_ELEMENT, "IS", str(row))
         return
-    ds.add_new(_ROW_CREATOR_TAG, "LO", ROW_CREATOR)
-    ds.add_new(_ROW_TAG, "IS", str(row))
+    add = _ADD_ROW_PAIR
+    if add is None:
+        from dimsekit._internals.datasets import private_pair_adder
+
+        add = _ADD_ROW_PAIR = private_pair_adder(_ROW_CREATOR_TAG, _ROW_TAG, ROW_CREATOR,
+                                                 "IS")
+    if not add(ds, str(row)):
+        ds.add_new(_ROW_CREATOR_TAG, "LO", ROW_CREATOR)
+        ds.add_new(_ROW_TAG, "IS", str(row))
 
 
 def _peek(stream: IO[str]) -> str:
@@ -307,6 +319,7 @@ class _Tee(io.TextIOBase):
 _COPY: Any = None
 _DATASET: Any = None
 _APPLY_KEYS: Any = None
+_NON_ASCII: Any = None
 
 
 class RowBuilder:
@@ -320,18 +333,33 @@ class RowBuilder:
     element, never changes one in place); any other row gets a deep copy."""
 
     def __init__(self, base: Any, keys: list[Any]):
-        global _COPY, _DATASET, _APPLY_KEYS
+        global _COPY, _DATASET, _APPLY_KEYS, _NON_ASCII
         import copy
 
         from pydicom import Dataset
 
-        from dimsekit.keys import apply_keys
+        from dimsekit._internals.datasets import plain_dataset_maker
+        from dimsekit._internals.encoding import template_encoder
+        from dimsekit.keys import PlainKeys, apply_keys
+        from dimsekit.qr.query import TEXT_VRS, _non_ascii
 
         # imported once here, not once a row
-        _COPY, _DATASET, _APPLY_KEYS = copy, Dataset, apply_keys
+        _COPY, _DATASET, _APPLY_KEYS, _NON_ASCII = copy, Dataset, apply_keys, _non_ascii
         self.template = copy.deepcopy(base) if base is not None else Dataset()
         apply_keys(self.template, keys)
         self.keys = list(keys)
+        #: the template's elements (converted), which every row shares
+        self._elements = {elem.tag: elem for elem in self.template}
+        #: encodes a row's identifier at the cost of the row's own elements
+        #: (None: the pure path; :attr:`Query.encoder <dimsekit.qr.find.Query>`)
+        self.encoder = template_encoder(self._elements)
+        #: Dataset(elements), at less cost on the fast path
+        self._make = plain_dataset_maker()
+        #: a row's keys set straight into its elements (most CSV columns)
+        self._plain = PlainKeys()
+        #: the template holds no text that is not ASCII (see :meth:`non_ascii`)
+        self._ascii = not _non_ascii(self.template)
+        self._text_vrs = TEXT_VRS
         #: the top-level tags the last row set on a shared template (None:
         #: the row got a copy of its own)
         self._fresh: frozenset[int] | None = None
@@ -341,18 +369,22 @@ class RowBuilder:
 
     def identifier(self, row: Row) -> tuple[Any, list[Any]]:
         """The row's identifier, and every key applied (for messages)."""
-        copy, Dataset, apply_keys = _COPY, _DATASET, _APPLY_KEYS
+        copy, apply_keys = _COPY, _APPLY_KEYS
         template = self.template
-        if row.keys is not None:
-            if all(len(k.path) == 1 and k.path[0][1] is None for k in row.keys):
-                ds = Dataset({elem.tag: elem for elem in template})
-                self._fresh = frozenset(k.path[0][0] for k in row.keys)
+        keys = row.keys
+        if keys is not None:
+            if all(len(k.path) == 1 and k.path[0][1] is None for k in keys):
+                elements = dict(self._elements)
+                self._fresh = frozenset(k.path[0][0] for k in keys)
+                if self._plain.apply(elements, keys):
+                    return self._make(elements), [*self.keys, *keys]
+                ds = self._make(elements)
             else:
                 ds = copy.deepcopy(template)
                 self._fresh = None
-            apply_keys(ds, row.keys)
-            return ds, [*self.keys, *row.keys]
-        ds = Dataset({elem.tag: elem for elem in template})
+            apply_keys(ds, keys)
+            return ds, [*self.keys, *keys]
+        ds = self._make(dict(self._elements))
         level_given = _QUERY_RETRIEVE_LEVEL in template
         fresh = set()
         for elem in row.dataset:
@@ -362,6 +394,27 @@ class RowBuilder:
             fresh.add(elem.tag)
         self._fresh = frozenset(fresh)
         return ds, self.keys
+
+    def non_ascii(self, ds: Any) -> list[Any]:
+        """:func:`~dimsekit.qr.query._non_ascii` of a row's identifier (its
+        text elements that hold characters outside ASCII), at the cost of
+        the row's own elements when the template holds none: the template's
+        elements are shared, and nothing changes their text in place."""
+        elements = self._elements
+        if not self._ascii:
+            return _NON_ASCII(ds)
+        text_vrs = self._text_vrs
+        for tag, elem in ds.items():
+            if elements.get(tag) is elem:
+                continue
+            vr = elem.VR
+            if vr == "SQ" or getattr(elem, "is_raw", True):
+                return _NON_ASCII(ds)
+            if vr in text_vrs:
+                value = elem.value
+                if value is not None and not (isinstance(value, str) and value.isascii()):
+                    return _NON_ASCII(ds)  # (or several values, a PersonName): in full
+        return []
 
     def check_encodable(self, label: str, ds: Any) -> None:
         """:func:`~dimsekit.qr.query.check_encodable` for the row

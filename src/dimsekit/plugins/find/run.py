@@ -125,13 +125,13 @@ class FindRequest:
                         cancel_after=cancel)
 
         def prepare(label: str, ds: Any, applied: list[Any], checked: bool = False,
-                    check: Any = None) -> Any:
+                    builder: Any = None) -> Any:
             if fmt == "csv" and columns:
                 # a --columns key the query lacks becomes a return key
                 apply_keys(ds, return_keys_for_columns(columns, ds))
             return finish_query(label, ds, applied, models=models, charset=charset,
                                 model=chosen, new_vr=association.new_vr, checked=checked,
-                                check=check)
+                                builder=builder)
 
         rows: Any = None
         if batch is not None:
@@ -144,7 +144,7 @@ class FindRequest:
 
             def prepare_row(row: Any, checked: bool = False) -> Any:
                 ds, applied = builder.identifier(row)
-                query = prepare(row.label, ds, applied, checked, builder.check_encodable)
+                query = prepare(row.label, ds, applied, checked, builder)
                 if plan is not None and not checked:
                     plan.check(query)
                 return query
