@@ -609,3 +609,28 @@ def test_a_split_row_ends_with_success(scp):
     assert isinstance(end, dimsekit.RowEnd)
     assert (end.status, end.error, end.matches) == (0x0000, None, len(SAMPLE_STUDIES))
     assert end.queries > 1
+
+
+def test_a_reader_that_stops_early_ends_a_batch_quietly(make_scp, tmp_path):
+    """``dimsekit find --batch ... | head -1``: the closed stdout ends the
+    run at once (exit 0, nothing said), and is not taken for a lost
+    association: no reconnection for each row that is left."""
+    import subprocess
+
+    from dimsekit.testing.cli import DIMSEKIT_COMMAND
+
+    rows = tmp_path / "rows.csv"
+    rows.write_text("PatientID\n" + "PAT001\n" * 300)
+    scp = make_scp(repeat_matches=50)
+    proc = subprocess.Popen(
+        [*DIMSEKIT_COMMAND, "find", "--batch", str(rows), "-k", "QueryRetrieveLevel=PATIENT",
+         "-k", "PatientName=", "127.0.0.1", str(scp.port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # what `head -1` does after its line
+    _, stderr = proc.communicate(timeout=60)
+    assert first.strip()
+    assert (proc.returncode, stderr) == (0, b"")
+    assert scp.wait_idle(10)
+    assert len(scp.associations) == 1
+    assert len(scp.requests) < 300

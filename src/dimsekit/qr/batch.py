@@ -388,7 +388,10 @@ class Batch(Iterator[Any]):
         return self
 
     def __next__(self) -> Any:
-        return next(self._items)
+        try:
+            return next(self._items)
+        except _IdleFailed as exc:  # the caller's own output, not the association
+            raise exc.error from None
 
     def close(self) -> None:
         """Stop: rows not yet sent are not sent; a query being read is
@@ -655,7 +658,7 @@ class Batch(Iterator[Any]):
         if self.plan.parallel > 1:
             yield from self._run_parallel()
             return
-        link = Link(self, idle=self.idle, interrupts=self.interrupts)
+        link = Link(self, idle=_guarded(self.idle), interrupts=self.interrupts)
         self._links.append(link)
         row = None
         try:
@@ -975,6 +978,29 @@ class Batch(Iterator[Any]):
 
 class _Retired(Exception):
     """A worker whose association the peer refused while others work."""
+
+
+class _IdleFailed(Exception):
+    """The ``idle`` callback (the caller's flush) failed: its error, carried
+    past the handlers that take an OSError for a lost association (a
+    reader of stdout gone away is not a reason to reconnect)."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(error)
+        self.error = error
+
+
+def _guarded(idle: Any) -> Any:
+    if idle is None:
+        return None
+
+    def call() -> None:
+        try:
+            idle()
+        except Exception as exc:  # noqa: BLE001 - carried to the caller as it is
+            raise _IdleFailed(exc) from exc
+
+    return call
 
 
 class _Ended(Exception):

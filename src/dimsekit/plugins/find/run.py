@@ -375,7 +375,7 @@ def run_batch(request: FindRequest) -> int:
     tag_rows = request.batch
     skipped: list[str] = []
     errors: list[DimsekitError] = []
-    completed = False
+    completed = gone = False
     try:
         for item in batch:
             if isinstance(item, Match):
@@ -404,13 +404,20 @@ def run_batch(request: FindRequest) -> int:
                     errors.clear()
                 sinks.row_end(item)
         completed = True
+    except BrokenPipeError:
+        gone = True  # the reader of stdout has what it wanted: nothing more to say
+        raise
     finally:
         batch.close()
         try:
             sinks.end(completed=completed)
+        except BrokenPipeError:
+            gone = True
+            raise
         finally:
             summary = batch.summary
-            if tag_rows and summary.rows and log.isEnabledFor(logging.WARNING):
+            if (tag_rows and summary.rows and not gone
+                    and log.isEnabledFor(logging.WARNING)):
                 import click
 
                 click.echo(f"I: batch: {summary.text()}", err=True)
