@@ -412,3 +412,40 @@ def test_a_duplicate_a_wrapper_adds_is_reported():
     with pytest.raises(PluginError, match="'a' is provided by both plugin 'p0' and "
                                           "plugin 'p1'"):
         fresh_host(Writers("a"), Writers("b", "a")).writers("svc")
+
+
+def test_the_cyclic_gc_is_off_during_start_up_and_on_for_the_run(scp):
+    """The dimsekit process starts with the GC off (imports allocate much,
+    free little); find turns it on once its imports are done, any other
+    command gets it on from the start."""
+    script = textwrap.dedent(f"""
+        import gc, sys
+        import dimsekit.plugins.find.run as find_run
+        import dimsekit_echo.run as echo_run
+        seen = []
+        def spy(module, name, label):
+            original = getattr(module, name)
+            def wrapper(*args, **kwargs):
+                seen.append(f"{{label}}:{{gc.isenabled()}}")
+                return original(*args, **kwargs)
+            setattr(module, name, wrapper)
+        spy(find_run, "run_find", "find-run")
+        spy(find_run.FindRequest, "from_cli", "find-prepare")
+        spy(echo_run, "run_echo", "echo-run")
+        from dimsekit.cli import main
+        sys.argv = ["dimsekit", *sys.argv[1:]]
+        try:
+            main()
+        finally:
+            print(" ".join(seen), file=sys.stderr)
+        """)
+    pytest.importorskip("dimsekit_echo")
+    find = subprocess.run([sys.executable, "-c", script, "find", "-L", "PATIENT", "-k",
+                           "PatientID=", "127.0.0.1", str(scp.port)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert find.returncode == 0, find.stderr
+    assert find.stderr.split()[-2:] == ["find-prepare:False", "find-run:True"]
+    echo = subprocess.run([sys.executable, "-c", script, "echo", "127.0.0.1", str(scp.port)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert echo.returncode == 0, echo.stderr
+    assert echo.stderr.split()[-1] == "echo-run:True"

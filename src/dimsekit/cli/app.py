@@ -51,6 +51,14 @@ class _LazyGroup(click.Group):
         except KeyboardInterrupt as exc:  # before click prints a blank line for it
             raise Interrupted(getattr(exc, "how", None) or "interrupted") from None
 
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name, command, rest = super().resolve_command(ctx, args)
+        if not getattr(command, "defer_gc", False):
+            import gc
+
+            gc.enable()  # off for the start-up (main); the command's run needs it
+        return name, command, rest
+
     def __init__(self, *args, host: Host, **kwargs):
         super().__init__(*args, **kwargs)
         self.host = host
@@ -195,8 +203,13 @@ def main(argv: Sequence[str] | None = None, prog_name: str = "dimsekit", *,
     if argv is not None:  # called in-process (tests): the caller's process
         _run(argv, prog_name, host)
         return
+    import gc
     import signal
     import threading
+
+    # the imports of a run allocate much and free little: no cyclic GC
+    # until the command starts (see DimsekitCommand's defer_gc)
+    gc.disable()
 
     code: int | str | None = 0
     # the process is dimsekit's: SIGTERM aborts the run (exit 130), and
