@@ -270,15 +270,12 @@ class Tools:
     def _find_formats(text: str) -> list[str]:
         """The --format choices ``dimsekit find --help`` lists."""
         flat = " ".join(text.split())
-        start = flat.find("--format")
-        if start < 0:
+        # click shows the option's choices as --format [dump|json|...]; other
+        # options' help may name --format too
+        m = re.search(r"--format \[([^\]]+)\]", flat)
+        if m is None:
             return ["dump"]
-        chunk = flat[start:start + 300]
-        # click shows choices as [dump|json|...]
-        if "[" in chunk and "]" in chunk:
-            inner = chunk[chunk.index("[") + 1:chunk.index("]")]
-            return [c.strip() for c in inner.split("|") if c.strip()]
-        return ["dump"]
+        return [c.strip() for c in m.group(1).split("|") if c.strip()]
 
 
 def versions(tools: Tools) -> dict[str, str]:
