@@ -418,7 +418,7 @@ def test_the_cyclic_gc_is_off_during_start_up_and_on_for_the_run(scp):
     """The dimsekit process starts with the GC off (imports allocate much,
     free little); find turns it on once its imports are done, any other
     command gets it on from the start."""
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         import gc, sys
         import dimsekit.plugins.find.run as find_run
         import dimsekit_echo.run as echo_run
@@ -426,7 +426,7 @@ def test_the_cyclic_gc_is_off_during_start_up_and_on_for_the_run(scp):
         def spy(module, name, label):
             original = getattr(module, name)
             def wrapper(*args, **kwargs):
-                seen.append(f"{{label}}:{{gc.isenabled()}}")
+                seen.append(f"{label}:{gc.isenabled()}")
                 return original(*args, **kwargs)
             setattr(module, name, wrapper)
         spy(find_run, "run_find", "find-run")
