@@ -81,3 +81,28 @@ def test_move_help_lists_movescus_options(dimsekit_subprocess):
                      "[default: MOVESCU]"):
         assert spelling in result.stdout, spelling
     assert "[default: GETSCU]" in dimsekit_subprocess("get", "--help").stdout
+
+
+@pytest.mark.parametrize("service", ["move", "get"])
+def test_dry_run_sends_nothing_and_says_what_it_would(dimsekit_subprocess, service, tmp_path):
+    import json
+
+    port = _closed_port()  # nothing listens: a real run would be exit 3
+    extra = ["-aem", "ARCHIVE2"] if service == "move" else []
+    result = dimsekit_subprocess(service, "--dry-run", "-S", *extra, "-od", tmp_path / "in",
+                                 *STUDY, "127.0.0.1", port)
+    assert result.returncode == 0, result.stderr
+    (sent,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sent["0020000D"]["Value"] == ["1.2.3"]
+    lines = result.stderr.splitlines()
+    assert lines[0] == (f"dry-run: nothing is sent; the association would be requested from "
+                        f"127.0.0.1:{port} ({service.upper()}SCU -> ANY-SCP)")
+    assert lines[1] == f"dry-run: C-{service.upper()}: study root information model"
+    if service == "get":
+        assert "with the SCP role" in lines[2]
+    else:
+        assert lines[3] == "dry-run: would move to ARCHIVE2 (to another AE)"
+    assert not (tmp_path / "in").exists()
+    bad = dimsekit_subprocess(service, "--dry-run", "-k", "StudyInstanceUID=1.2.3",
+                              "127.0.0.1", port)
+    assert bad.returncode == 2

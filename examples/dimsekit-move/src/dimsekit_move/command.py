@@ -81,6 +81,10 @@ def build_command(host: Host, service: str) -> click.Command:
                    flag_value=0, help="no port for incoming associations (default)"),
         ]
     decorators += [
+        option("--dry-run", group="flow", is_flag=True,
+               help="parse, check and build everything, then print the identifiers that "
+                    "would be sent (DICOM JSON, one a line) and, on stderr, where they "
+                    "would go; no network"),
         negotiation_options(host, service),
         option("-od", "--output-directory", group="output", metavar="DIR", default=".",
                show_default=True, help="write received instances to DIR (created if "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,13 +57,15 @@ class RetrieveRequest:
     destination: str | None = None
     listen_port: int | None = None
     ext_neg: dict[str, bytes] = field(default_factory=dict)
+    #: --dry-run: say what would be sent, send nothing
+    dry_run: bool = False
 
     @classmethod
     def from_cli(cls, host: Host, service: str, association: AssociationSettings, *,
                  keys: tuple[str, ...], query_files: tuple[str, ...], model: str,
                  level: str | None, charset: str | None, output_directory: str,
                  destination: str | None = None, listen_port: int | None = None,
-                 **rest: Any) -> RetrieveRequest:
+                 dry_run: bool = False, **rest: Any) -> RetrieveRequest:
         """Everything wrong with the command line is found here, before any
         network traffic (exit 2)."""
         models = host.information_models(service)
@@ -80,7 +83,7 @@ class RetrieveRequest:
                    directory=output_directory,
                    destination=(destination or association.calling_aet)
                    if service == "move" else None,
-                   listen_port=listen_port or None, ext_neg=ext_neg)
+                   listen_port=listen_port or None, ext_neg=ext_neg, dry_run=dry_run)
 
     @property
     def receives(self) -> bool:
@@ -120,8 +123,52 @@ def _outcome(request: RetrieveRequest, query: Query, final: RetrieveStatus) -> s
     return None
 
 
+def _contexts(request: RetrieveRequest) -> list[Any]:
+    """One context per model, then (C-GET) one set of storage contexts: an
+    association has room for 128."""
+    models = list({q.model.name: q.model for q in request.queries}.values())
+    contexts = {cx.abstract_syntax: cx for m in models
+                for cx in retrieve_contexts(request.service, m)}
+    return sorted(contexts.values(), key=lambda cx: cx.scp_role is not None)[:128]
+
+
+def dry_run(request: RetrieveRequest) -> int:
+    """``--dry-run``: each identifier on stdout (DICOM JSON, one a line);
+    where it would go, the models and the contexts on stderr; no network."""
+    s = request.settings
+    if request.receives and os.path.exists(request.directory) and not os.path.isdir(
+            request.directory):
+        raise UsageError(f"cannot write to {request.directory}: not a directory")
+    say = log.isEnabledFor(logging.WARNING)
+    lines = [f"nothing is sent; the association would be requested from {s.peer}:{s.port} "
+             f"({s.calling_aet} -> {s.called_aet}){' over TLS' if s.tls else ''}"]
+    for query in request.queries:
+        click.echo(query.identifier.to_json())
+        lines.append(f"{_name(request, query)}: {query.model.help.replace('use ', '')}")
+    from pydicom.uid import UID
+
+    contexts = _contexts(request)
+    storage = [cx for cx in contexts if cx.scp_role]
+    models = [UID(cx.abstract_syntax).name for cx in contexts if not cx.scp_role]
+    lines.append(f"would propose {', '.join(models)}"
+                 + (f" and {len(storage)} storage SOP classes with the SCP role"
+                    if storage else ""))
+    if request.service == "move":
+        where = (f"to ourselves, listening on port {request.listen_port}"
+                 if request.listen_port else "to another AE")
+        lines.append(f"would move to {request.destination} ({where})")
+    if request.receives:
+        lines.append(f"would write what arrives under {request.directory}")
+    if say:
+        for line in lines:
+            click.echo(f"dry-run: {line}", err=True)
+    return ExitCode.OK
+
+
 def run_retrieve(request: RetrieveRequest) -> int:
     """Send every query; return the exit code or raise."""
+    if request.dry_run:
+        return dry_run(request)
     writer = InstanceWriter(request.directory)
     if request.receives:
         try:
@@ -129,12 +176,7 @@ def run_retrieve(request: RetrieveRequest) -> int:
         except OSError as exc:
             raise UsageError(f"cannot write to {request.directory}: "
                              f"{exc.strerror or exc}") from None
-    models = list({q.model.name: q.model for q in request.queries}.values())
-    # one context per model, then (C-GET) one set of storage contexts; an
-    # association has room for 128
-    contexts = {cx.abstract_syntax: cx for m in models
-                for cx in retrieve_contexts(request.service, m)}
-    ordered = sorted(contexts.values(), key=lambda cx: cx.scp_role is not None)[:128]
+    ordered = _contexts(request)
     failures: list[str] = []
     with _receiver(request, writer), open_association(
             request.settings, contexts=ordered,
