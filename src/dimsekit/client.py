@@ -672,7 +672,6 @@ class Peer:
         import contextlib
 
         from dimsekit.association import open_association
-        from dimsekit.errors import OutputError
         from dimsekit.qr.find import negotiation_items
         from dimsekit.qr.retrieve import GET_MODELS, MOVE_MODELS, retrieve, retrieve_contexts
         from dimsekit.storage import InstanceWriter, StoreServer
@@ -684,19 +683,12 @@ class Peer:
             raise UsageError(f"a C-{service.upper()} needs QueryRetrieveLevel")
         writer = InstanceWriter(directory) if directory is not None else None
         if writer is not None:
-            try:
-                writer.prepare()
-            except OSError as exc:
-                raise UsageError(f"cannot write to {directory}: "
-                                 f"{exc.strerror or exc}") from None
+            writer.prepare()
         s = self.settings
         destination = destination or s.calling_aet
         server: Any = contextlib.nullcontext()
         if service == "move" and listen_port is not None and writer is not None:
-            server = StoreServer(destination, listen_port, writer,
-                                 network_timeout=s.network_timeout,
-                                 acse_timeout=s.acse_timeout, dimse_timeout=s.dimse_timeout,
-                                 max_pdu=s.max_pdu)
+            server = StoreServer.like(s, destination, listen_port, writer)
         final = None
         with server, open_association(
                 s, contexts=retrieve_contexts(service, prepared.model),
@@ -706,10 +698,8 @@ class Peer:
                                    destination=destination):
                 final = status
         assert final is not None and final.final  # retrieve() raises otherwise
-        if writer is not None and writer.errors:
-            uid, reason = writer.errors[0]
-            raise OutputError(f"cannot write received instance {uid} to {directory}: "
-                              f"{reason}")
+        if writer is not None:
+            writer.check()
         if final.category not in ("Success", "Warning"):
             from dimsekit.qr.retrieve import status_table
             from dimsekit.status import describe_status

@@ -110,11 +110,27 @@ class InstanceWriter:
 
     def prepare(self) -> None:
         """Create the directory, and check it can be written (before any
-        network traffic); raises OSError."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".dimsekit-", dir=self.directory)
-        os.close(fd)
-        os.unlink(probe)
+        network traffic); UsageError (exit 2) when it cannot."""
+        from dimsekit.errors import UsageError
+
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".dimsekit-", dir=self.directory)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise UsageError(f"cannot write to {self.directory}: "
+                             f"{exc.strerror or exc}") from None
+
+    def check(self) -> None:
+        """OutputError (exit 5) when an instance could not be written."""
+        from dimsekit.errors import OutputError
+
+        if self.errors:
+            uid, reason = self.errors[0]
+            more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+            raise OutputError(f"cannot write received instance {uid} to "
+                              f"{self.directory}: {reason}{more}")
 
     @property
     def received(self) -> int:
@@ -218,6 +234,15 @@ class StoreServer:
     context manager: listening when the block starts, stopped (its threads
     joined) when it ends.  ``failures`` holds what ``store`` raised.
     """
+
+    @classmethod
+    def like(cls, settings: Any, ae_title: str, port: int,
+             store: Callable[[ReceivedInstance], int]) -> StoreServer:
+        """A server with the timeouts and maximum PDU length of an
+        :class:`~dimsekit.association.AssociationSettings`."""
+        return cls(ae_title, port, store, network_timeout=settings.network_timeout,
+                   acse_timeout=settings.acse_timeout, dimse_timeout=settings.dimse_timeout,
+                   max_pdu=settings.max_pdu)
 
     def __init__(self, ae_title: str, port: int, store: Callable[[ReceivedInstance], int],
                  *, host: str = "", network_timeout: float | None = 30.0,

@@ -483,23 +483,17 @@ class FastExchange(Exchange):
         :meth:`send` sends the C_FIND primitive of these values; False,
         with nothing sent, when it is not this thread's to write (then
         the caller sends the primitive with :meth:`send`)."""
-        reader = self._reader
-        if not self._direct or reader is None or not reader.owned:
+        if not self._owned():
             return False
         data = encode_find(uid, msg_id, priority, identifier, context_id,
                            self.assoc.dimse.maximum_pdu_size)
         if data is None:
             return False  # send() finds it is pynetdicom's to send
-        try:
-            reader.send(data)
-        except OSError as exc:
-            # the connection is gone: the receive that follows says so
-            self._send_failed = (f"the connection failed while sending "
-                                 f"({exc.strerror or exc})")
+        self._write(data)
         return True
 
     def cancel(self, msg_id: int, context_id: int) -> None:
-        if self._direct and self._reader is not None and self._reader.owned:
+        if self._owned():
             from pynetdicom.dimse_primitives import C_CANCEL
 
             primitive = C_CANCEL()
@@ -513,20 +507,28 @@ class FastExchange(Exchange):
     def _send_direct(self, primitive: Any, context_id: int) -> bool:
         """Encode and write ``primitive`` in this thread (see the module);
         False: it is pynetdicom's to send, from now on every request is."""
-        reader = self._reader
-        if not self._direct or reader is None or not reader.owned:
+        if not self._owned():
             return False
         data = encode_request(primitive, context_id, self.assoc.dimse.maximum_pdu_size)
         if data is None:
             self._direct = False
             return False
+        self._write(data)
+        return True
+
+    def _owned(self) -> bool:
+        """Requests are this thread's to write: the fast path reads the socket."""
+        reader = self._reader
+        return self._direct and reader is not None and reader.owned
+
+    def _write(self, data: bytes) -> None:
+        assert self._reader is not None
         try:
-            reader.send(data)
+            self._reader.send(data)
         except OSError as exc:
             # the connection is gone: the receive that follows says so
             self._send_failed = (f"the connection failed while sending "
                                  f"({exc.strerror or exc})")
-        return True
 
     def receive(self, timeout: float | None | bool = True) -> Message | None:
         assoc = self.assoc

@@ -92,7 +92,7 @@ def peers_command() -> click.Group:
             row = _row(entry)
             started = time.monotonic()
             try:
-                dimsekit.Peer.from_config(entry.name, config.path).echo()
+                dimsekit.Peer(entry.host, entry.port, **entry.peer_kwargs()).echo()
                 row["result"] = "ok"
             except DimsekitError as exc:
                 row["result"] = str(exc)

@@ -59,13 +59,10 @@ from dimsekit.errors import (
     PeerFailure,
     UsageError,
 )
+from dimsekit.qr.models import LEVELS, UNIQUE_KEYS
 
 log = logging.getLogger("dimsekit.find")
 
-LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
-#: the unique key of each Q/R level (PS3.4 C.6)
-UNIQUE_KEYS = {"PATIENT": "PatientID", "STUDY": "StudyInstanceUID",
-               "SERIES": "SeriesInstanceUID", "IMAGE": "SOPInstanceUID"}
 #: the return keys a drill-down query asks for when none are given for its level
 DEFAULT_LEVEL_KEYS = {
     "PATIENT": ("PatientName", "PatientBirthDate", "PatientSex"),

@@ -17,9 +17,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-#: the Q/R models (hierarchical unless relational queries were negotiated)
-QR_MODELS = frozenset({"patient", "study", "psonly"})
-LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
+from dimsekit.qr.models import LEVELS, QR_MODELS, UNIQUE_KEYS
 
 #: keys of one level only (PS3.4 C.6.1.1 and C.6.2.1), with what to ask
 #: for instead at a higher level
@@ -57,9 +55,6 @@ _LEVEL_OF = {
     "NumberOfStudyRelatedSeries": ("STUDY", None),
     "NumberOfStudyRelatedInstances": ("STUDY", None),
 }
-#: the unique key of each level
-UNIQUE = {"PATIENT": "PatientID", "STUDY": "StudyInstanceUID",
-          "SERIES": "SeriesInstanceUID", "IMAGE": "SOPInstanceUID"}
 
 _DA = re.compile(r"\d{8}\Z")
 _TM = re.compile(r"(\d{2})(\d{2}(\d{2}(\.\d{1,6})?)?)?\Z")
@@ -198,7 +193,7 @@ def lint_query(query: Any, *, relational: bool = False) -> list[str]:
         if not relational and rank >= 2:
             top = 0 if model == "patient" else 1
             for parent in LEVELS[top:rank]:
-                key = UNIQUE[parent]
+                key = UNIQUE_KEYS[parent]
                 value = ds.get(key)
                 text = None if value is None else str(getattr(value, "value", value) or "")
                 if not text or "\\" in text or _WILD.search(text):

@@ -24,6 +24,13 @@ MODELS = (
 )
 
 _QR = ("patient", "study", "psonly")
+#: the hierarchical Q/R models (relational only when negotiated)
+QR_MODELS = frozenset(_QR)
+#: the Q/R levels, top down
+LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
+#: the unique key of each Q/R level (PS3.4 C.6)
+UNIQUE_KEYS = {"PATIENT": "PatientID", "STUDY": "StudyInstanceUID",
+               "SERIES": "SeriesInstanceUID", "IMAGE": "SOPInstanceUID"}
 #: the models that take PS3.4 C.5 (Q/R) byte layout; UPS gets it too, as
 #: pynetdicom's findscu sends it (every model but the worklist)
 _C5 = (*_QR, "ups")

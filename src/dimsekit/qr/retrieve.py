@@ -26,18 +26,15 @@ from dimsekit.records import InformationModel
 MOVE = "move"
 GET = "get"
 
-_LEVELS = {"patient": ("PATIENT", "STUDY", "SERIES", "IMAGE"),
-           "study": ("STUDY", "SERIES", "IMAGE"), "psonly": ("PATIENT", "STUDY")}
-_HELP = {"patient": "use patient root information model",
-         "study": "use study root information model",
-         "psonly": "use patient/study only information model"}
-_FLAGS = {"patient": ("-P", "--patient"), "study": ("-S", "--study"),
-          "psonly": ("-O", "--psonly")}
-
-
 def _models(service: str, uids: dict[str, str]) -> tuple[InformationModel, ...]:
-    return tuple(InformationModel(name, uid, service, _FLAGS[name], _HELP[name],
-                                  levels=_LEVELS[name]) for name, uid in uids.items())
+    """find's Q/R models (flags, help, levels) with ``service``'s SOP classes."""
+    from dataclasses import replace
+
+    from dimsekit.qr.models import MODELS
+
+    by_name = {m.name: m for m in MODELS}
+    return tuple(replace(by_name[name], sop_class_uid=uid, service=service)
+                 for name, uid in uids.items())
 
 
 #: the C-MOVE information models (PS3.4 C.6): patient root first, as movescu's default

@@ -25,7 +25,6 @@ from dimsekit.api import (
     ExitCode,
     Host,
     InstanceWriter,
-    OutputError,
     PeerFailure,
     Query,
     RetrieveStatus,
@@ -95,10 +94,8 @@ def _receiver(request: RetrieveRequest, writer: InstanceWriter) -> Any:
     """The storage SCP a C-MOVE to ourselves needs, or nothing."""
     if request.service != "move" or request.listen_port is None:
         return contextlib.nullcontext()
-    s = request.settings
-    return StoreServer(request.destination or s.calling_aet, request.listen_port, writer,
-                       network_timeout=s.network_timeout, acse_timeout=s.acse_timeout,
-                       dimse_timeout=s.dimse_timeout, max_pdu=s.max_pdu)
+    return StoreServer.like(request.settings, request.destination or "", request.listen_port,
+                            writer)
 
 
 def _name(request: RetrieveRequest, query: Query) -> str:
@@ -171,11 +168,7 @@ def run_retrieve(request: RetrieveRequest) -> int:
         return dry_run(request)
     writer = InstanceWriter(request.directory)
     if request.receives:
-        try:
-            writer.prepare()
-        except OSError as exc:
-            raise UsageError(f"cannot write to {request.directory}: "
-                             f"{exc.strerror or exc}") from None
+        writer.prepare()
     ordered = _contexts(request)
     failures: list[str] = []
     with _receiver(request, writer), open_association(
@@ -197,11 +190,7 @@ def run_retrieve(request: RetrieveRequest) -> int:
                             f"{request.directory}" if request.receives else "")
                 click.echo(f"I: {_name(request, query)}: {final.counts()}{received}",
                            err=True)
-    if writer.errors:
-        uid, reason = writer.errors[0]
-        more = f" (and {len(writer.errors) - 1} more)" if len(writer.errors) > 1 else ""
-        raise OutputError(f"cannot write received instance {uid} to "
-                          f"{request.directory}: {reason}{more}")
+    writer.check()
     for failure in failures[:-1]:
         log.error("%s", failure)
     if failures:
